@@ -1,0 +1,107 @@
+/*
+ * options.c - option defaults and validation.
+ *
+ * Defaults are written once, here, and documented beside each field in
+ * lsm.h. Validation names the offending field in lsm_errdetail() so that
+ * a user who set a wrong value learns which one.
+ */
+#include "db_int.h"
+
+#include "util/status.h"
+
+void lsm_options_init(lsm_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->create_if_missing = true;
+	o->error_if_exists = false;
+	o->paranoid_checks = true;
+	o->write_buffer_size = 64u << 20;
+	o->max_immutable_memtables = 2;
+	o->block_size = 4096;
+	o->block_restart_interval = 16;
+	o->bloom_bits_per_key = 10;
+	for (int i = 0; i < LSM_MAX_LEVELS; i++)
+		o->compression[i] = LSM_COMPRESS_LZ4;
+	o->zstd_level = 3;
+	o->block_cache_bytes = 8u << 20;
+	o->max_open_files = 1000;
+	o->background_threads = 2;
+	o->level0_compaction_trigger = 4;
+	o->level0_slowdown_trigger = 20;
+	o->level0_stop_trigger = 36;
+	o->max_bytes_for_level_base = 256ull << 20;
+	o->level_size_multiplier = 10;
+	o->target_file_size = 64ull << 20;
+	o->soft_pending_compaction_bytes = 64ull << 30;
+	o->hard_pending_compaction_bytes = 256ull << 30;
+	o->env = NULL;
+	o->log_fn = NULL;
+	o->log_ctx = NULL;
+}
+
+void lsm_iter_options_init(lsm_iter_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->fill_cache = true;
+}
+
+#define BAD(field, ...) lsm_err(-EINVAL, "option " field ": " __VA_ARGS__)
+
+int options_validate(const lsm_options *o)
+{
+	if (o->write_buffer_size < (64u << 10) ||
+	    o->write_buffer_size > (4ull << 30))
+		return BAD("write_buffer_size", "%zu is outside 64 KiB..4 GiB",
+			   o->write_buffer_size);
+	if (o->max_immutable_memtables < 1 || o->max_immutable_memtables > 16)
+		return BAD("max_immutable_memtables", "%d is outside 1..16",
+			   o->max_immutable_memtables);
+	if (o->block_size < 256 || o->block_size > (4u << 20))
+		return BAD("block_size", "%zu is outside 256..4 MiB",
+			   o->block_size);
+	if (o->block_restart_interval < 1 || o->block_restart_interval > 1024)
+		return BAD("block_restart_interval", "%d is outside 1..1024",
+			   o->block_restart_interval);
+	if (o->bloom_bits_per_key < 0 || o->bloom_bits_per_key > 64)
+		return BAD("bloom_bits_per_key", "%d is outside 0..64",
+			   o->bloom_bits_per_key);
+	for (int i = 0; i < LSM_MAX_LEVELS; i++)
+		if ((unsigned)o->compression[i] > LSM_COMPRESS_ZSTD)
+			return BAD("compression", "level %d: unknown kind %d",
+				   i, (int)o->compression[i]);
+	if (o->zstd_level < 1 || o->zstd_level > 22)
+		return BAD("zstd_level", "%d is outside 1..22", o->zstd_level);
+	if (o->max_open_files < 16)
+		return BAD("max_open_files", "%d is below 16",
+			   o->max_open_files);
+	if (o->background_threads < 1 || o->background_threads > 64)
+		return BAD("background_threads", "%d is outside 1..64",
+			   o->background_threads);
+	if (o->level0_compaction_trigger < 1)
+		return BAD("level0_compaction_trigger", "%d is below 1",
+			   o->level0_compaction_trigger);
+	if (o->level0_slowdown_trigger < o->level0_compaction_trigger)
+		return BAD("level0_slowdown_trigger",
+			   "%d is below level0_compaction_trigger (%d)",
+			   o->level0_slowdown_trigger,
+			   o->level0_compaction_trigger);
+	if (o->level0_stop_trigger < o->level0_slowdown_trigger)
+		return BAD("level0_stop_trigger",
+			   "%d is below level0_slowdown_trigger (%d)",
+			   o->level0_stop_trigger, o->level0_slowdown_trigger);
+	if (o->max_bytes_for_level_base < (64u << 10))
+		return BAD("max_bytes_for_level_base", "%llu is below 64 KiB",
+			   (unsigned long long)o->max_bytes_for_level_base);
+	if (o->level_size_multiplier < 2 || o->level_size_multiplier > 100)
+		return BAD("level_size_multiplier", "%d is outside 2..100",
+			   o->level_size_multiplier);
+	if (o->target_file_size < (16u << 10) ||
+	    o->target_file_size > (4ull << 30))
+		return BAD("target_file_size", "%llu is outside 16 KiB..4 GiB",
+			   (unsigned long long)o->target_file_size);
+	if (o->hard_pending_compaction_bytes <
+	    o->soft_pending_compaction_bytes)
+		return BAD("hard_pending_compaction_bytes",
+			   "below soft_pending_compaction_bytes");
+	return 0;
+}

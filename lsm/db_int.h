@@ -1,0 +1,141 @@
+/*
+ * db_int.h - the database handle, shared by db.c, db_iter.c, db_bg.c and
+ * options.c. Nothing outside lsm/'s top level includes it.
+ *
+ * Lock order: db->mu, then db->sv_mu. Neither is held during file I/O
+ * except the small manifest and WAL-creation writes done under mu.
+ */
+#ifndef LSM_DB_INT_H
+#define LSM_DB_INT_H
+
+#include "batch.h"
+#include "cache/cache.h"
+#include "compact/compact.h"
+#include "env/env.h"
+#include "lsm.h"
+#include "mem/memtable.h"
+#include "stats.h"
+#include "version/table_cache.h"
+#include "version/version.h"
+#include "wal/wal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DB_MAX_IMM 16
+
+/*
+ * What a reader needs: the memtables and the version, referenced
+ * together. Replaced (never changed) whenever one of them changes; a
+ * reader takes a reference under sv_mu and then reads without locks.
+ */
+struct superversion {
+	_Atomic int refs;
+	struct memtable *mem;
+	struct memtable *imm[DB_MAX_IMM]; /* newest first */
+	int n_imm;
+	struct version *v;
+};
+
+/* A thread waiting in lsm_write(); lives on that thread's stack. */
+struct writer {
+	struct lsm_batch *batch;
+	bool sync;
+	bool done;
+	int status;
+	pthread_cond_t cv;
+	struct writer *next;
+};
+
+struct lsm_snapshot {
+	uint64_t seq;
+	struct lsm_snapshot *prev, *next; /* db->snaps, ascending seq (mu) */
+};
+
+struct imm_slot {
+	struct memtable *mem;
+	uint64_t wal_number; /* the WAL holding its writes */
+};
+
+struct lsm_db {
+	char *dir;
+	lsm_options opts;
+	lsm_env *env;
+	struct env_lock *lock;
+	FILE *log_file;
+	struct pick_opts pick;
+
+	struct cache *block_cache; /* thread-safe */
+	struct cache *table_cache; /* thread-safe */
+	struct tcache_opts tcopts;
+
+	pthread_mutex_t mu;
+	pthread_cond_t bg_cv;   /* background progress (mu) */
+	pthread_cond_t work_cv; /* work for background threads (mu) */
+
+	/* Protected by mu. */
+	struct vset *vs;
+	struct memtable *mem;
+	struct imm_slot imm[DB_MAX_IMM]; /* oldest first */
+	int n_imm;
+	struct wal_writer *wal; /* written by the write leader only */
+	uint64_t wal_number;
+	int wal_error;   /* the WAL failed: writes need a new WAL first */
+	int bg_error;    /* poisons writes; soft if -ENOSPC */
+	uint64_t bg_error_retry_us;
+	bool flush_running;
+	int n_compactions;
+	int manual_waiting; /* callers of compact_range waiting for files */
+	bool shutting_down;
+	struct writer *wq_head, *wq_tail;
+	struct lsm_batch group; /* the leader's scratch batch */
+	struct lsm_snapshot snaps; /* list head */
+	uint64_t pending_compaction_bytes;
+	uint64_t imm_created; /* memtables made immutable, ever */
+	uint64_t imm_flushed; /* of those, flushed to L0 */
+
+	pthread_mutex_t sv_mu;
+	struct superversion *sv; /* sv_mu */
+
+	/* Last sequence number visible to readers. */
+	_Atomic uint64_t last_seq;
+
+	pthread_t *threads;
+	int n_threads;
+
+	struct lsm_stats stats;
+};
+
+/* options.c */
+int options_validate(const lsm_options *o);
+
+/* db.c */
+struct superversion *db_sv_get(lsm_db *db);
+void db_sv_put(struct superversion *sv);
+void db_log(lsm_db *db, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+uint64_t db_new_file_number(void *db);
+
+/* db_bg.c: flushes and compactions */
+int bg_start(lsm_db *db);
+void bg_stop(lsm_db *db);
+void bg_schedule_locked(lsm_db *db);
+void db_install_sv_locked(lsm_db *db);
+int db_flush_wait(lsm_db *db);
+/* db.c: makes the memtable immutable behind a new WAL (mu held). */
+int db_switch_memtable_locked(lsm_db *db);
+int db_compact_range(lsm_db *db, const struct slice *lo,
+		     const struct slice *hi);
+/* Writes a memtable to an L0 file during recovery (no threads yet). */
+int db_write_level0(lsm_db *db, struct memtable *m, struct version_edit *e);
+void db_snapshot_seqs_locked(lsm_db *db, uint64_t **seqs, size_t *n);
+void db_delete_obsolete_wals_locked(lsm_db *db);
+
+/* db_iter.c */
+int db_iter_new(lsm_db *db, const lsm_iter_options *o, lsm_iter **out);
+
+#endif

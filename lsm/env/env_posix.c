@@ -1,0 +1,504 @@
+/*
+ * env_posix.c - the real env: POSIX file I/O.
+ *
+ * Write files buffer appends in user space (64 KiB) because the WAL and the
+ * SST builder append many small pieces; one write(2) per piece would cost a
+ * system call each. Appends at least as large as the buffer skip it and go
+ * straight to write(2) once the buffer is drained. Read files use pread(2)
+ * only, so one env_rfile can serve any number of threads at once.
+ *
+ * The store lock is an open-file-description lock (F_OFD_SETLK): unlike a
+ * classic POSIX record lock it belongs to the open file, not the process,
+ * so a second lock_file() of the same path from this same process fails
+ * too, and closing some unrelated descriptor of that file never drops it.
+ *
+ * Invariants:
+ *  1. A posix_wfile's buffer holds exactly the appended bytes that were not
+ *     yet handed to write(2): size == bytes in the file + buf_len.
+ *  2. A failed flush keeps the bytes it could not write at the front of
+ *     the buffer, so a retry neither loses nor duplicates data.
+ *  3. wfile_close() and rfile_close() free their object whatever happens.
+ *  4. Every failure returns -errno and records "<op> <path>: <reason>" with
+ *     lsm_err().
+ *
+ * Thread safety: the ops table is immutable and shared; an env_wfile is used
+ * by one thread at a time (see env.h); an env_rfile may be read from many
+ * threads concurrently (pread does not move a shared offset).
+ */
+#include "env/env.h"
+#include "util/status.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#define POSIX_WBUF_CAP ((size_t)64 * 1024)
+
+struct posix_wfile {
+	struct env_file_base base;
+	int fd;
+	char *path;
+	uint8_t *buf;
+	size_t buf_len;
+	uint64_t size; /* bytes appended (written + buffered) */
+};
+
+struct posix_rfile {
+	struct env_file_base base;
+	int fd;
+	char *path;
+	uint64_t size; /* from fstat at open */
+};
+
+struct env_lock {
+	int fd;
+	char *path;
+};
+
+static const struct env_ops posix_ops;
+
+static int sys_err(int err, const char *op, const char *path)
+{
+	return lsm_err(-err, "%s %s: %s", op, path, strerror(err));
+}
+
+/* Writes all of buf, retrying on EINTR and short writes. On failure,
+ * *n_done says how much was written before the error. */
+static int write_all(int fd, const uint8_t *buf, size_t len, size_t *n_done)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = write(fd, buf + done, len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			*n_done = done;
+			return -errno;
+		}
+		if (n == 0) {
+			*n_done = done;
+			return -EIO;
+		}
+		done += (size_t)n;
+	}
+	*n_done = done;
+	return 0;
+}
+
+static int pw_flush_buf(struct posix_wfile *f)
+{
+	size_t done = 0;
+	int rc;
+	if (f->buf_len == 0)
+		return 0;
+	rc = write_all(f->fd, f->buf, f->buf_len, &done);
+	if (done > 0 && done < f->buf_len)
+		memmove(f->buf, f->buf + done, f->buf_len - done);
+	f->buf_len -= done;
+	if (rc < 0)
+		return sys_err(-rc, "write", f->path);
+	return 0;
+}
+
+static int posix_new_wfile(lsm_env *env, const char *path,
+			   struct env_wfile **out)
+{
+	struct posix_wfile *f = calloc(1, sizeof(*f));
+	if (!f)
+		return lsm_err(-ENOMEM, "open %s: out of memory", path);
+	f->base.ops = &posix_ops;
+	f->path = strdup(path);
+	f->buf = malloc(POSIX_WBUF_CAP);
+	if (!f->path || !f->buf) {
+		free(f->buf);
+		free(f->path);
+		free(f);
+		return lsm_err(-ENOMEM, "open %s: out of memory", path);
+	}
+	f->fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+	if (f->fd < 0) {
+		int rc = sys_err(errno, "open", path);
+		free(f->buf);
+		free(f->path);
+		free(f);
+		return rc;
+	}
+	*out = (struct env_wfile *)f;
+	return 0;
+}
+
+static int posix_wfile_append(struct env_wfile *wf, const void *data,
+			      size_t len)
+{
+	struct posix_wfile *f = (struct posix_wfile *)wf;
+	const uint8_t *p = data;
+	int rc;
+
+	if (len <= POSIX_WBUF_CAP - f->buf_len) {
+		if (len)
+			memcpy(f->buf + f->buf_len, p, len);
+		f->buf_len += len;
+		f->size += len;
+		return 0;
+	}
+	rc = pw_flush_buf(f);
+	if (rc < 0)
+		return rc;
+	if (len < POSIX_WBUF_CAP) {
+		memcpy(f->buf, p, len);
+		f->buf_len = len;
+		f->size += len;
+		return 0;
+	}
+	size_t done = 0;
+	rc = write_all(f->fd, p, len, &done);
+	if (rc < 0) {
+		/* The file now holds a partial append: the handle is no
+		 * longer trustworthy, but `size` stays what the file holds. */
+		f->size += done;
+		return sys_err(-rc, "write", f->path);
+	}
+	f->size += len;
+	return 0;
+}
+
+static int posix_wfile_flush(struct env_wfile *wf)
+{
+	return pw_flush_buf((struct posix_wfile *)wf);
+}
+
+static int posix_wfile_sync(struct env_wfile *wf)
+{
+	struct posix_wfile *f = (struct posix_wfile *)wf;
+	int rc = pw_flush_buf(f);
+	if (rc < 0)
+		return rc;
+	if (fdatasync(f->fd) < 0)
+		return sys_err(errno, "fdatasync", f->path);
+	return 0;
+}
+
+static int posix_wfile_close(struct env_wfile *wf)
+{
+	struct posix_wfile *f = (struct posix_wfile *)wf;
+	int rc = pw_flush_buf(f);
+	if (close(f->fd) < 0 && rc == 0)
+		rc = sys_err(errno, "close", f->path);
+	free(f->buf);
+	free(f->path);
+	free(f);
+	return rc;
+}
+
+static uint64_t posix_wfile_size(const struct env_wfile *wf)
+{
+	return ((const struct posix_wfile *)wf)->size;
+}
+
+static int posix_new_rfile(lsm_env *env, const char *path,
+			   struct env_rfile **out)
+{
+	struct stat st;
+	struct posix_rfile *f = calloc(1, sizeof(*f));
+	int rc;
+	if (!f)
+		return lsm_err(-ENOMEM, "open %s: out of memory", path);
+	f->base.ops = &posix_ops;
+	f->path = strdup(path);
+	if (!f->path) {
+		rc = lsm_err(-ENOMEM, "open %s: out of memory", path);
+		goto out_free;
+	}
+	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0) {
+		rc = sys_err(errno, "open", path);
+		goto out_free;
+	}
+	if (fstat(f->fd, &st) < 0) {
+		rc = sys_err(errno, "fstat", path);
+		goto out_close;
+	}
+	f->size = (uint64_t)st.st_size;
+	*out = (struct env_rfile *)f;
+	return 0;
+
+out_close:
+	close(f->fd);
+out_free:
+	free(f->path);
+	free(f);
+	return rc;
+}
+
+static int posix_rfile_read(struct env_rfile *rf, uint64_t off, size_t len,
+			    void *buf, size_t *n_read)
+{
+	struct posix_rfile *f = (struct posix_rfile *)rf;
+	uint8_t *p = buf;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n =
+			pread(f->fd, p + done, len - done, (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return sys_err(errno, "pread", f->path);
+		}
+		if (n == 0)
+			break; /* end of file */
+		done += (size_t)n;
+	}
+	*n_read = done;
+	return 0;
+}
+
+static uint64_t posix_rfile_size(const struct env_rfile *rf)
+{
+	return ((const struct posix_rfile *)rf)->size;
+}
+
+static void posix_rfile_close(struct env_rfile *rf)
+{
+	struct posix_rfile *f = (struct posix_rfile *)rf;
+	close(f->fd);
+	free(f->path);
+	free(f);
+}
+
+static int posix_file_exists(lsm_env *env, const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) == 0)
+		return 1;
+	if (errno == ENOENT || errno == ENOTDIR)
+		return 0;
+	return sys_err(errno, "stat", path);
+}
+
+static int posix_file_size(lsm_env *env, const char *path, uint64_t *size)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return sys_err(errno, "stat", path);
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+static int posix_list_dir(lsm_env *env, const char *dir, char ***names,
+			  size_t *n_names)
+{
+	DIR *d = opendir(dir);
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d)
+		return sys_err(errno, "opendir", dir);
+	for (;;) {
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno != 0)
+				rc = sys_err(errno, "readdir", dir);
+			break;
+		}
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			char **nv = realloc(v, ncap * sizeof(*nv));
+			if (!nv) {
+				rc = lsm_err(-ENOMEM, "list %s: out of memory",
+					     dir);
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		v[n] = strdup(de->d_name);
+		if (!v[n]) {
+			rc = lsm_err(-ENOMEM, "list %s: out of memory", dir);
+			break;
+		}
+		n++;
+	}
+	closedir(d);
+	if (rc < 0) {
+		env_free_names(v, n);
+		return rc;
+	}
+	*names = v;
+	*n_names = n;
+	return 0;
+}
+
+static int posix_remove_file(lsm_env *env, const char *path)
+{
+	if (unlink(path) < 0)
+		return sys_err(errno, "unlink", path);
+	return 0;
+}
+
+static int posix_remove_dir(lsm_env *env, const char *path)
+{
+	if (rmdir(path) < 0)
+		return sys_err(errno, "rmdir", path);
+	return 0;
+}
+
+static int posix_rename_file(lsm_env *env, const char *from, const char *to)
+{
+	if (rename(from, to) < 0) {
+		int e = errno;
+		return lsm_err(-e, "rename %s -> %s: %s", from, to,
+			       strerror(e));
+	}
+	return 0;
+}
+
+static int posix_link_file(lsm_env *env, const char *from, const char *to)
+{
+	if (link(from, to) < 0) {
+		int e = errno;
+		return lsm_err(-e, "link %s -> %s: %s", from, to, strerror(e));
+	}
+	return 0;
+}
+
+static int posix_make_dir(lsm_env *env, const char *path)
+{
+	struct stat st;
+	if (mkdir(path, 0755) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return sys_err(errno, "mkdir", path);
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	return sys_err(EEXIST, "mkdir", path);
+}
+
+static int posix_sync_dir(lsm_env *env, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+	if (fd < 0)
+		return sys_err(errno, "open dir", path);
+	if (fsync(fd) < 0)
+		rc = sys_err(errno, "fsync dir", path);
+	close(fd);
+	return rc;
+}
+
+static int posix_lock_file(lsm_env *env, const char *path,
+			   struct env_lock **out)
+{
+	struct env_lock *lk = calloc(1, sizeof(*lk));
+	struct flock fl;
+	int rc;
+
+	if (!lk)
+		return lsm_err(-ENOMEM, "lock %s: out of memory", path);
+	lk->path = strdup(path);
+	if (!lk->path) {
+		rc = lsm_err(-ENOMEM, "lock %s: out of memory", path);
+		goto out_free;
+	}
+	lk->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (lk->fd < 0) {
+		rc = sys_err(errno, "open", path);
+		goto out_free;
+	}
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = 0;
+	fl.l_len = 0; /* the whole file */
+	fl.l_pid = 0; /* required for OFD locks */
+	if (fcntl(lk->fd, F_OFD_SETLK, &fl) < 0) {
+		if (errno == EAGAIN || errno == EACCES)
+			rc = lsm_err(LSM_E_BUSY,
+				     "store is locked by another process: %s",
+				     path);
+		else
+			rc = sys_err(errno, "lock", path);
+		goto out_close;
+	}
+	*out = lk;
+	return 0;
+
+out_close:
+	close(lk->fd);
+out_free:
+	free(lk->path);
+	free(lk);
+	return rc;
+}
+
+static void posix_unlock_file(lsm_env *env, struct env_lock *lk)
+{
+	if (!lk)
+		return;
+	/* Closing the only descriptor of the open file description releases
+	 * the OFD lock. */
+	close(lk->fd);
+	free(lk->path);
+	free(lk);
+}
+
+static int posix_free_space(lsm_env *env, const char *path, uint64_t *bytes)
+{
+	struct statvfs sv;
+	if (statvfs(path, &sv) < 0)
+		return sys_err(errno, "statvfs", path);
+	*bytes = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+	return 0;
+}
+
+static uint64_t posix_now_micros(lsm_env *env)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static const struct env_ops posix_ops = {
+	.new_wfile = posix_new_wfile,
+	.wfile_append = posix_wfile_append,
+	.wfile_flush = posix_wfile_flush,
+	.wfile_sync = posix_wfile_sync,
+	.wfile_close = posix_wfile_close,
+	.wfile_size = posix_wfile_size,
+	.new_rfile = posix_new_rfile,
+	.rfile_read = posix_rfile_read,
+	.rfile_size = posix_rfile_size,
+	.rfile_close = posix_rfile_close,
+	.file_exists = posix_file_exists,
+	.file_size = posix_file_size,
+	.list_dir = posix_list_dir,
+	.remove_file = posix_remove_file,
+	.remove_dir = posix_remove_dir,
+	.rename_file = posix_rename_file,
+	.link_file = posix_link_file,
+	.make_dir = posix_make_dir,
+	.sync_dir = posix_sync_dir,
+	.lock_file = posix_lock_file,
+	.unlock_file = posix_unlock_file,
+	.free_space = posix_free_space,
+	.now_micros = posix_now_micros,
+};
+
+static lsm_env posix_env = {&posix_ops};
+
+lsm_env *env_posix(void)
+{
+	return &posix_env;
+}

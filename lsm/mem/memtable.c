@@ -1,0 +1,628 @@
+/*
+ * memtable.c - the memtable: skiplists in an arena, one writer, lock-free
+ * readers.
+ *
+ * Why a skiplist: it keeps entries sorted for flush and iteration, inserts
+ * in O(log n) without rebalancing, and can be read while it is written
+ * with nothing but ordered pointer stores, so reads never wait for the
+ * writer.
+ *
+ * A node is one arena allocation:
+ *     struct mem_node header | next[height] (atomic pointers) |
+ *     [varint32 ikey_len][ikey][varint32 value_len][value]
+ * The header repeats ikey_len and the offset of the ikey so that a
+ * comparison does not decode varints, and holds the first 8 bytes of the
+ * user key as a number, which settles most comparisons without touching
+ * the key bytes (a cache miss saved per node visited). Each memtable has two
+ * lists: point entries (PUT/DELETE) and range tombstones (key = start ikey with
+ * kind RANGE_DELETE, value = exclusive end user key).
+ *
+ * Invariants:
+ *  1. At every level each list is sorted strictly ascending in ikey_cmp
+ *     order; (user key, trailer) pairs are unique (caller's promise).
+ *  2. A node is linked bottom-up with release stores after all of its bytes
+ *     and its own next pointers are written; readers follow next pointers
+ *     with acquire loads, so any node a reader can reach is complete.
+ *  3. Nodes are never unlinked or moved: a pointer to a node, and slices
+ *     into it, stay valid until the memtable is freed.
+ *  4. max_height only grows. A reader that sees a new height before the
+ *     head's pointers at that level are set finds NULL there and simply
+ *     descends, so a relaxed load is enough.
+ *  5. The writer's search cache (splice) holds, for each level, a node of
+ *     that level ordered before the last inserted key (or the head). Since
+ *     nodes are only added, it stays a valid starting point for any later
+ *     key greater than the last inserted one.
+ *
+ * Thread safety: mem_add() needs external serialization (one writer; it
+ * alone touches the arena, rng and splice). Everything else may run in any
+ * number of threads concurrently with the writer. The refcount and the
+ * counters are atomic.
+ */
+#include "mem/memtable.h"
+
+#include "util/arena.h"
+#include "util/coding.h"
+#include "util/ikey.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MEM_MAX_HEIGHT 12
+#define MEM_BRANCH_BITS 2 /* branching factor 4 */
+
+struct mem_node {
+	uint64_t prefix;   /* key_prefix() of the user key */
+	uint32_t ikey_len; /* >= IKEY_TRAILER, except on the head */
+	uint8_t key_off;   /* ikey starts key_off bytes after next[height] */
+	uint8_t height;    /* 1..MEM_MAX_HEIGHT */
+	_Atomic(struct mem_node *) next[];
+};
+
+struct mem_list {
+	struct mem_node *head;  /* height MEM_MAX_HEIGHT, no key */
+	_Atomic int max_height; /* levels in use, >= 1 (invariant 4) */
+	/* Writer-only search cache (invariant 5). */
+	struct mem_node *last; /* last inserted node, or NULL */
+	struct mem_node *splice[MEM_MAX_HEIGHT];
+};
+
+/*
+ * Who holds references: the creator, each iterator, and whatever the db
+ * publishes it in. The arena, rng and lists' splices belong to the writer.
+ */
+struct memtable {
+	_Atomic uint32_t refs;
+	uint64_t rng; /* xorshift64 state, writer only */
+	struct arena arena;
+	struct mem_list points;
+	struct mem_list tombs;
+	_Atomic uint64_t n_entries; /* relaxed counters */
+	_Atomic uint64_t n_tombs;
+};
+
+/* ---- nodes ---- */
+
+static inline const uint8_t *node_entry(const struct mem_node *n)
+{
+	return (const uint8_t *)(n->next + n->height);
+}
+
+static inline const uint8_t *node_key(const struct mem_node *n)
+{
+	return node_entry(n) + n->key_off;
+}
+
+static inline struct slice node_ikey(const struct mem_node *n)
+{
+	return slice_make(node_key(n), n->ikey_len);
+}
+
+static struct slice node_value(const struct mem_node *n)
+{
+	const uint8_t *p = node_key(n) + n->ikey_len;
+	uint32_t vlen;
+	/* Our own encoding in our own memory: cannot be truncated. */
+	const uint8_t *v = get_varint32(p, p + 5, &vlen);
+	assert(v != NULL);
+	return slice_make(v, vlen);
+}
+
+static inline struct mem_node *node_next(const struct mem_node *n, int level)
+{
+	return atomic_load_explicit(&((struct mem_node *)n)->next[level],
+				    memory_order_acquire);
+}
+
+/*
+ * A search target: a user key and a trailer, so that mem_get() need not
+ * build an internal key in a buffer.
+ */
+struct mem_target {
+	const uint8_t *user;
+	size_t user_len;
+	uint64_t trailer;
+	uint64_t prefix; /* key_prefix(user) */
+};
+
+/*
+ * The first 8 bytes of a user key as a big-endian number, zero-padded.
+ * Unequal prefixes order two keys exactly as slice_cmp() does (a byte that
+ * is padding in one key is 0, and the other key's byte there is then
+ * nonzero, making the shorter key a prefix of the longer), so most
+ * comparisons read only the node header, which shares a cache line with
+ * the next pointers, instead of the key bytes behind them.
+ */
+static inline uint64_t key_prefix(const uint8_t *p, size_t len)
+{
+	if (len >= 8)
+		return get_be64(p);
+	uint8_t b[8] = {0};
+	if (len)
+		memcpy(b, p, len);
+	return get_be64(b);
+}
+
+static struct mem_target target_from_ikey(struct slice ik)
+{
+	struct mem_target t;
+	if (ik.len < IKEY_TRAILER) {
+		/* Bare user key: before every version of it. */
+		t.user = ik.p;
+		t.user_len = ik.len;
+		t.trailer = UINT64_MAX;
+	} else {
+		t.user = ik.p;
+		t.user_len = ik.len - IKEY_TRAILER;
+		t.trailer = get_fixed64(ik.p + t.user_len);
+	}
+	t.prefix = key_prefix(t.user, t.user_len);
+	return t;
+}
+
+/* ikey_cmp(node, target), without building slices or decoding varints. */
+static inline int node_cmp(const struct mem_node *n, const struct mem_target *t)
+{
+	if (n->prefix != t->prefix)
+		return n->prefix < t->prefix ? -1 : 1;
+	const uint8_t *k = node_key(n);
+	size_t ulen = n->ikey_len - IKEY_TRAILER;
+	size_t min = ulen < t->user_len ? ulen : t->user_len;
+	int r = min ? memcmp(k, t->user, min) : 0;
+	if (r)
+		return r;
+	if (ulen != t->user_len)
+		return ulen < t->user_len ? -1 : 1;
+	uint64_t tr = get_fixed64(k + ulen);
+	return tr > t->trailer ? -1 : tr < t->trailer ? 1 : 0;
+}
+
+/* The search target for a node's own key (not the head). */
+static inline struct mem_target node_target(const struct mem_node *n)
+{
+	struct mem_target t;
+	t.user = node_key(n);
+	t.user_len = n->ikey_len - IKEY_TRAILER;
+	t.trailer = get_fixed64(t.user + t.user_len);
+	t.prefix = n->prefix;
+	return t;
+}
+
+/* ---- searches (readers and writer) ---- */
+
+static inline int list_height(const struct mem_list *l)
+{
+	return atomic_load_explicit(&((struct mem_list *)l)->max_height,
+				    memory_order_relaxed);
+}
+
+/* First node >= t, or NULL. */
+static struct mem_node *list_find_ge(const struct mem_list *l,
+				     const struct mem_target *t)
+{
+	struct mem_node *x = l->head;
+	struct mem_node *next = NULL, *bound = NULL;
+	for (int level = list_height(l) - 1; level >= 0; level--) {
+		for (;;) {
+			next = node_next(x, level);
+			/* bound already compared >= t on the level above */
+			if (!next || next == bound || node_cmp(next, t) >= 0)
+				break;
+			x = next;
+		}
+		bound = next;
+	}
+	return next;
+}
+
+/* Last node < t (or <= t when or_equal), or NULL. */
+static struct mem_node *list_find_before(const struct mem_list *l,
+					 const struct mem_target *t,
+					 bool or_equal)
+{
+	struct mem_node *x = l->head;
+	for (int level = list_height(l) - 1; level >= 0; level--) {
+		for (;;) {
+			struct mem_node *next = node_next(x, level);
+			if (!next)
+				break;
+			int c = node_cmp(next, t);
+			if (c > 0 || (c == 0 && !or_equal))
+				break;
+			x = next;
+		}
+	}
+	return x == l->head ? NULL : x;
+}
+
+static struct mem_node *list_find_last(const struct mem_list *l)
+{
+	struct mem_node *x = l->head;
+	for (int level = list_height(l) - 1; level >= 0; level--) {
+		struct mem_node *next;
+		while ((next = node_next(x, level)) != NULL)
+			x = next;
+	}
+	return x == l->head ? NULL : x;
+}
+
+/* ---- lifecycle ---- */
+
+static struct mem_node *node_alloc(struct arena *a, int height, size_t extra)
+{
+	size_t size = sizeof(struct mem_node) +
+		      (size_t)height * sizeof(_Atomic(struct mem_node *)) +
+		      extra;
+	struct mem_node *n = arena_alloc(a, size);
+	if (!n)
+		return NULL;
+	n->height = (uint8_t)height;
+	return n;
+}
+
+static int list_init(struct mem_list *l, struct arena *a)
+{
+	l->head = node_alloc(a, MEM_MAX_HEIGHT, 0);
+	if (!l->head)
+		return -ENOMEM;
+	l->head->prefix = 0;
+	l->head->ikey_len = 0;
+	l->head->key_off = 0;
+	for (int i = 0; i < MEM_MAX_HEIGHT; i++) {
+		atomic_init(&l->head->next[i], NULL);
+		l->splice[i] = l->head;
+	}
+	atomic_init(&l->max_height, 1);
+	l->last = NULL;
+	return 0;
+}
+
+struct memtable *mem_new(void)
+{
+	struct memtable *m = malloc(sizeof(*m));
+	if (!m)
+		return NULL;
+	atomic_init(&m->refs, 1);
+	/* Any fixed nonzero seed: heights only affect speed, and a fixed
+	 * seed keeps runs reproducible. */
+	m->rng = UINT64_C(0x9e3779b97f4a7c15);
+	arena_init(&m->arena);
+	atomic_init(&m->n_entries, 0);
+	atomic_init(&m->n_tombs, 0);
+	if (list_init(&m->points, &m->arena) < 0 ||
+	    list_init(&m->tombs, &m->arena) < 0)
+		goto out_free;
+	return m;
+
+out_free:
+	arena_release(&m->arena);
+	free(m);
+	return NULL;
+}
+
+void mem_ref(struct memtable *m)
+{
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+}
+
+void mem_unref(struct memtable *m)
+{
+	if (!m)
+		return;
+	uint32_t old =
+		atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel);
+	assert(old > 0);
+	if (old != 1)
+		return;
+	arena_release(&m->arena);
+	free(m);
+}
+
+/* ---- writer ---- */
+
+static int random_height(struct memtable *m)
+{
+	uint64_t x = m->rng;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	m->rng = x;
+	int h = 1;
+	/* Use the high bits, which xorshift mixes best. */
+	x >>= 32;
+	while (h < MEM_MAX_HEIGHT && (x & ((1u << MEM_BRANCH_BITS) - 1)) == 0) {
+		h++;
+		x >>= MEM_BRANCH_BITS;
+	}
+	return h;
+}
+
+/*
+ * Fills prev[level] with the last node < n at each level below height.
+ * When n sorts after the last insert, each level starts at the further of
+ * the splice node and the node reached on the level above (invariant 5),
+ * which makes ascending inserts O(height) comparisons.
+ */
+static void list_find_prev(struct mem_list *l, const struct mem_node *n,
+			   struct mem_node **prev)
+{
+	struct mem_target t = node_target(n);
+	int top = list_height(l);
+	bool use_splice = l->last && node_cmp(l->last, &t) < 0;
+	struct mem_node *x = l->head, *bound = NULL;
+	for (int level = MEM_MAX_HEIGHT - 1; level >= top; level--)
+		prev[level] = l->head;
+	for (int level = top - 1; level >= 0; level--) {
+		if (use_splice) {
+			struct mem_node *s = l->splice[level];
+			if (s != x && s != l->head) {
+				struct mem_target st = node_target(s);
+				if (x == l->head || node_cmp(x, &st) < 0)
+					x = s;
+			}
+		}
+		struct mem_node *next;
+		for (;;) {
+			next = atomic_load_explicit(&x->next[level],
+						    memory_order_relaxed);
+#if defined(__GNUC__)
+			/* Overlap cache misses: whether next is below or
+			 * above t, one of these is compared after it. */
+			if (next) {
+				__builtin_prefetch(atomic_load_explicit(
+					&next->next[level],
+					memory_order_relaxed));
+				if (level > 0)
+					__builtin_prefetch(atomic_load_explicit(
+						&x->next[level - 1],
+						memory_order_relaxed));
+			}
+#endif
+			/* bound already compared >= t on the level above */
+			if (!next || next == bound || node_cmp(next, &t) >= 0)
+				break;
+			x = next;
+		}
+		bound = next;
+		prev[level] = x;
+	}
+}
+
+static void list_insert(struct mem_list *l, struct mem_node *n)
+{
+	struct mem_node *prev[MEM_MAX_HEIGHT];
+	list_find_prev(l, n, prev);
+	int height = n->height;
+	if (height > list_height(l))
+		atomic_store_explicit(&l->max_height, height,
+				      memory_order_relaxed);
+	for (int i = 0; i < height; i++) {
+		/* n is not yet reachable: a relaxed store suffices. */
+		atomic_store_explicit(
+			&n->next[i],
+			atomic_load_explicit(&prev[i]->next[i],
+					     memory_order_relaxed),
+			memory_order_relaxed);
+		atomic_store_explicit(&prev[i]->next[i], n,
+				      memory_order_release);
+	}
+	memcpy(l->splice, prev, sizeof(prev));
+	l->last = n;
+}
+
+int mem_add(struct memtable *m, uint64_t seq, unsigned kind, struct slice key,
+	    struct slice value)
+{
+	if (kind > IKEY_RANGE_DELETE || seq > IKEY_SEQ_MAX)
+		return -EINVAL;
+	if (key.len > UINT32_MAX - IKEY_TRAILER || value.len > UINT32_MAX)
+		return -EINVAL;
+	uint32_t ikey_len = (uint32_t)(key.len + IKEY_TRAILER);
+	size_t key_off = varint_len(ikey_len);
+	size_t entry = key_off + ikey_len + varint_len(value.len) + value.len;
+	int height = random_height(m);
+	struct mem_node *n = node_alloc(&m->arena, height, entry);
+	if (!n)
+		return -ENOMEM;
+	n->prefix = key_prefix(key.p, key.len);
+	n->ikey_len = ikey_len;
+	n->key_off = (uint8_t)key_off;
+	uint8_t *p = (uint8_t *)node_entry(n);
+	p = put_varint32(p, ikey_len);
+	if (key.len)
+		memcpy(p, key.p, key.len);
+	p += key.len;
+	ikey_put_trailer(p, seq, kind);
+	p += IKEY_TRAILER;
+	p = put_varint32(p, (uint32_t)value.len);
+	if (value.len)
+		memcpy(p, value.p, value.len);
+
+	if (kind == IKEY_RANGE_DELETE) {
+		list_insert(&m->tombs, n);
+		atomic_fetch_add_explicit(&m->n_tombs, 1, memory_order_relaxed);
+	} else {
+		list_insert(&m->points, n);
+		atomic_fetch_add_explicit(&m->n_entries, 1,
+					  memory_order_relaxed);
+	}
+	return 0;
+}
+
+/* ---- readers ---- */
+
+int mem_get(struct memtable *m, struct slice user_key, uint64_t read_seq,
+	    int (*fn)(void *ctx, struct slice ikey, struct slice value),
+	    void *ctx)
+{
+	if (read_seq > IKEY_SEQ_MAX)
+		read_seq = IKEY_SEQ_MAX;
+	struct mem_target t = {user_key.p, user_key.len,
+			       ikey_pack(read_seq, IKEY_KIND_SEEK),
+			       key_prefix(user_key.p, user_key.len)};
+	struct mem_node *n = list_find_ge(&m->points, &t);
+	if (!n || n->ikey_len - IKEY_TRAILER != user_key.len ||
+	    (user_key.len && memcmp(node_key(n), user_key.p, user_key.len)))
+		return 0;
+	fn(ctx, node_ikey(n), node_value(n));
+	return 1;
+}
+
+uint64_t mem_max_covering_tomb(struct memtable *m, struct slice user_key,
+			       uint64_t read_seq)
+{
+	uint64_t best = 0;
+	struct mem_node *x = node_next(m->tombs.head, 0);
+	for (; x; x = node_next(x, 0)) {
+		struct slice ik = node_ikey(x);
+		if (slice_cmp(ikey_user(ik), user_key) > 0)
+			break; /* starts after the key, and so do the rest */
+		uint64_t seq = ikey_seq(ik);
+		if (seq <= read_seq && seq > best &&
+		    slice_cmp(user_key, node_value(x)) < 0)
+			best = seq;
+	}
+	return best;
+}
+
+size_t mem_usage(const struct memtable *m)
+{
+	return arena_usage(&m->arena);
+}
+
+uint64_t mem_num_entries(const struct memtable *m)
+{
+	return atomic_load_explicit(&((struct memtable *)m)->n_entries,
+				    memory_order_relaxed);
+}
+
+uint64_t mem_num_tombs(const struct memtable *m)
+{
+	return atomic_load_explicit(&((struct memtable *)m)->n_tombs,
+				    memory_order_relaxed);
+}
+
+bool mem_is_empty(const struct memtable *m)
+{
+	return mem_num_entries(m) == 0 && mem_num_tombs(m) == 0;
+}
+
+/* ---- iterators ---- */
+
+struct mem_iter {
+	struct ikv_iter base;
+	struct memtable *m;    /* referenced */
+	struct mem_list *list; /* &m->points or &m->tombs */
+	struct mem_node *node; /* current, or NULL when invalid */
+};
+
+static bool mit_valid(const struct ikv_iter *it)
+{
+	return ((const struct mem_iter *)it)->node != NULL;
+}
+
+static void mit_first(struct ikv_iter *it)
+{
+	struct mem_iter *mi = (struct mem_iter *)it;
+	mi->node = node_next(mi->list->head, 0);
+}
+
+static void mit_last(struct ikv_iter *it)
+{
+	struct mem_iter *mi = (struct mem_iter *)it;
+	mi->node = list_find_last(mi->list);
+}
+
+static void mit_seek(struct ikv_iter *it, struct slice target)
+{
+	struct mem_iter *mi = (struct mem_iter *)it;
+	struct mem_target t = target_from_ikey(target);
+	mi->node = list_find_ge(mi->list, &t);
+}
+
+static void mit_seek_for_prev(struct ikv_iter *it, struct slice target)
+{
+	struct mem_iter *mi = (struct mem_iter *)it;
+	struct mem_target t = target_from_ikey(target);
+	mi->node = list_find_before(mi->list, &t, true);
+}
+
+static void mit_next(struct ikv_iter *it)
+{
+	struct mem_iter *mi = (struct mem_iter *)it;
+	assert(mi->node);
+	mi->node = node_next(mi->node, 0);
+}
+
+static void mit_prev(struct ikv_iter *it)
+{
+	struct mem_iter *mi = (struct mem_iter *)it;
+	assert(mi->node);
+	struct mem_target t = target_from_ikey(node_ikey(mi->node));
+	mi->node = list_find_before(mi->list, &t, false);
+}
+
+static struct slice mit_key(const struct ikv_iter *it)
+{
+	const struct mem_iter *mi = (const struct mem_iter *)it;
+	assert(mi->node);
+	return node_ikey(mi->node);
+}
+
+static struct slice mit_value(const struct ikv_iter *it)
+{
+	const struct mem_iter *mi = (const struct mem_iter *)it;
+	assert(mi->node);
+	return node_value(mi->node);
+}
+
+static int mit_status(const struct ikv_iter *it)
+{
+	return 0;
+}
+
+static void mit_free(struct ikv_iter *it)
+{
+	struct mem_iter *mi = (struct mem_iter *)it;
+	mem_unref(mi->m);
+	free(mi);
+}
+
+static const struct ikv_iter_ops mem_iter_ops = {
+	.valid = mit_valid,
+	.first = mit_first,
+	.last = mit_last,
+	.seek = mit_seek,
+	.seek_for_prev = mit_seek_for_prev,
+	.next = mit_next,
+	.prev = mit_prev,
+	.key = mit_key,
+	.value = mit_value,
+	.status = mit_status,
+	.free = mit_free,
+};
+
+static struct ikv_iter *iter_over(struct memtable *m, struct mem_list *l)
+{
+	struct mem_iter *mi = malloc(sizeof(*mi));
+	if (!mi)
+		return NULL;
+	mi->base.ops = &mem_iter_ops;
+	mem_ref(m);
+	mi->m = m;
+	mi->list = l;
+	mi->node = NULL;
+	return &mi->base;
+}
+
+struct ikv_iter *mem_iter_new(struct memtable *m)
+{
+	return iter_over(m, &m->points);
+}
+
+struct ikv_iter *mem_tomb_iter_new(struct memtable *m)
+{
+	return iter_over(m, &m->tombs);
+}

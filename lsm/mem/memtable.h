@@ -1,0 +1,77 @@
+/*
+ * memtable.h - recent writes in memory: two lock-free-read skiplists (point
+ * entries and range tombstones) over one arena.
+ *
+ * Threads: ONE writer at a time calls mem_add() (the caller serializes
+ * writers); any number of threads call every other function concurrently
+ * with it and with each other, without a lock.
+ *
+ * References: struct memtable is refcounted. Whoever can find a memtable
+ * holds a reference (the db's active/immutable slots, each iterator, a
+ * flush job). Nothing is removed from a memtable; all of its memory dies at
+ * the last mem_unref().
+ */
+#ifndef LSM_MEM_MEMTABLE_H
+#define LSM_MEM_MEMTABLE_H
+
+#include "iter/iter.h"
+#include "util/slice.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct memtable;
+
+/* Returns a memtable with refcount 1, or NULL when out of memory. */
+struct memtable *mem_new(void);
+void mem_ref(struct memtable *m);
+/* Drops one reference; frees the memtable and its arena at 0. */
+void mem_unref(struct memtable *m);
+
+/*
+ * Adds one entry. kind is IKEY_PUT or IKEY_DELETE (point entries) or
+ * IKEY_RANGE_DELETE (key = start user key, value = exclusive end user key),
+ * kept in a second skiplist. (key, seq) pairs must be unique per list and
+ * seq <= IKEY_SEQ_MAX. The bytes are copied. Returns 0, -ENOMEM, or -EINVAL
+ * (unknown kind, seq too large, key or value longer than 4 GiB - 9).
+ * Single writer.
+ */
+int mem_add(struct memtable *m, uint64_t seq, unsigned kind, struct slice key,
+	    struct slice value);
+
+/*
+ * Finds the newest point entry for user_key with seq <= read_seq. Returns 1
+ * after calling fn(ctx, ikey, value) (both valid during the call only; the
+ * caller reads PUT/DELETE from the ikey's trailer), or 0 if there is none.
+ * fn's return value is ignored.
+ */
+int mem_get(struct memtable *m, struct slice user_key, uint64_t read_seq,
+	    int (*fn)(void *ctx, struct slice ikey, struct slice value),
+	    void *ctx);
+
+/* Largest seq <= read_seq of a range tombstone covering user_key
+ * (start <= user_key < end), or 0 if none. */
+uint64_t mem_max_covering_tomb(struct memtable *m, struct slice user_key,
+			       uint64_t read_seq);
+
+/*
+ * Iterators over the point entries (key = internal key, in ikey_cmp order)
+ * and over the range tombstones (key = start ikey with kind
+ * IKEY_RANGE_DELETE, value = end user key). Each holds a reference on m.
+ * Keys and values stay valid as long as the iterator (the memtable never
+ * moves its bytes), which is longer than iter.h promises. prev() and
+ * seek_for_prev() search from the head: O(log n) each. Seek targets are
+ * internal keys; a target shorter than the trailer is taken as a bare user
+ * key sorting before every version of it. NULL when out of memory.
+ */
+struct ikv_iter *mem_iter_new(struct memtable *m);
+struct ikv_iter *mem_tomb_iter_new(struct memtable *m);
+
+/* Bytes of arena memory held (lock-free, approximate while writing). */
+size_t mem_usage(const struct memtable *m);
+uint64_t mem_num_entries(const struct memtable *m); /* point entries */
+uint64_t mem_num_tombs(const struct memtable *m);   /* range tombstones */
+bool mem_is_empty(const struct memtable *m);
+
+#endif

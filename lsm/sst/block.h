@@ -1,0 +1,118 @@
+/*
+ * block.h - the key/value block shared by data, index, range-deletion and
+ * properties blocks of an SST: a builder and a bounds-checked iterator.
+ * Layout: lsm/FORMAT.md, "SST blocks".
+ */
+#ifndef LSM_SST_BLOCK_H
+#define LSM_SST_BLOCK_H
+
+#include "util/slice.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Builds one block in memory. Keys must be added in increasing order of
+ * whatever comparator the reader will use (the builder does not check). */
+struct block_builder {
+	uint8_t *buf; /* entries, then (after finish) restarts + count */
+	size_t len, cap;
+	uint32_t *restarts;
+	size_t n_restarts, restarts_cap;
+	int interval;  /* entries per restart point, >= 1 */
+	int counter;   /* entries since the last restart */
+	uint8_t *last; /* previous key */
+	size_t last_len, last_cap;
+	size_t n_entries;
+	bool is_finished;
+};
+
+void block_builder_init(struct block_builder *b, int restart_interval);
+void block_builder_release(struct block_builder *b);
+/* Empties the builder for the next block (keeps its buffers). */
+void block_builder_reset(struct block_builder *b);
+/* 0 or -ENOMEM (the builder is then unchanged). */
+int block_builder_add(struct block_builder *b, struct slice key,
+		      struct slice value);
+/* Size of the finished block if finished now. */
+size_t block_builder_size(const struct block_builder *b);
+static inline bool block_builder_empty(const struct block_builder *b)
+{
+	return b->n_entries == 0;
+}
+/* The previous key added (valid until the next add/reset). */
+static inline struct slice block_builder_last_key(const struct block_builder *b)
+{
+	return slice_make(b->last, b->last_len);
+}
+/* Appends the restart array; *out points into the builder until the next
+ * reset/release. 0 or -ENOMEM. */
+int block_builder_finish(struct block_builder *b, struct slice *out);
+
+/* A parsed (uncompressed) block; points into memory owned by the caller. */
+struct block {
+	const uint8_t *p;
+	size_t data_len;         /* bytes of entries */
+	const uint8_t *restarts; /* n_restarts u32 LE offsets */
+	uint32_t n_restarts;
+};
+
+/* Checks the restart array of p[0..len); path/off name the block in
+ * errors. 0 or LSM_E_CORRUPT. */
+int block_parse(const uint8_t *p, size_t len, const char *path, uint64_t off,
+		struct block *out);
+
+enum block_order {
+	BLOCK_ORDER_IKEY,  /* keys are internal keys, ikey_cmp() */
+	BLOCK_ORDER_BYTES, /* keys are plain bytes, slice_cmp() */
+};
+
+/* Iterates one block. Positioning functions follow iter/iter.h; any
+ * malformed entry makes the iterator invalid with status LSM_E_CORRUPT.
+ * The block memory must outlive the iterator's use of it. */
+struct block_iter {
+	struct block b;
+	enum block_order order;
+	const char *path; /* for error messages; borrowed */
+	uint64_t blk_off;
+	size_t cur;           /* offset of the current entry */
+	size_t next;          /* offset just after it */
+	uint32_t restart_idx; /* restart region holding cur */
+	uint8_t *key;
+	size_t key_len, key_cap;
+	struct slice val;
+	int status;
+	bool is_valid;
+};
+
+void block_iter_init(struct block_iter *it, const struct block *b,
+		     enum block_order order, const char *path,
+		     uint64_t blk_off);
+/* Re-targets an initialised iterator at another block (keeps buffers). */
+void block_iter_reset(struct block_iter *it, const struct block *b,
+		      uint64_t blk_off);
+void block_iter_release(struct block_iter *it);
+void block_iter_first(struct block_iter *it);
+void block_iter_last(struct block_iter *it);
+void block_iter_seek(struct block_iter *it, struct slice target);
+void block_iter_seek_for_prev(struct block_iter *it, struct slice target);
+void block_iter_next(struct block_iter *it);
+void block_iter_prev(struct block_iter *it);
+static inline bool block_iter_valid(const struct block_iter *it)
+{
+	return it->is_valid;
+}
+static inline struct slice block_iter_key(const struct block_iter *it)
+{
+	return slice_make(it->key, it->key_len);
+}
+static inline struct slice block_iter_value(const struct block_iter *it)
+{
+	return it->val;
+}
+static inline int block_iter_status(const struct block_iter *it)
+{
+	return it->status;
+}
+
+#endif

@@ -1,0 +1,325 @@
+/*
+ * edit.c - version edits and their MANIFEST encoding.
+ *
+ * A MANIFEST record (lsm/FORMAT.md "MANIFEST") is a sequence of tagged
+ * fields: varint tag, then the field. Tags are written to disk and never
+ * renumbered. A reader refuses unknown tags with LSM_E_FORMAT: a newer
+ * lsm may have recorded something this one cannot honour.
+ *
+ * Invariants:
+ *  1. Every field is bounds-checked on decode; a bad record is reported
+ *     as corruption naming the manifest and the record's offset.
+ *  2. An edit owns one reference to each added file_meta.
+ */
+#include "version/version.h"
+
+#include "util/coding.h"
+#include "util/ikey.h"
+#include "util/status.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum edit_tag {
+	TAG_FORMAT = 1,
+	TAG_LOG_NUMBER = 2,
+	TAG_NEXT_FILE = 3,
+	TAG_LAST_SEQ = 4,
+	TAG_DELETED_FILE = 5,
+	TAG_NEW_FILE = 6,
+};
+
+void edit_init(struct version_edit *e)
+{
+	memset(e, 0, sizeof(*e));
+}
+
+void edit_release(struct version_edit *e)
+{
+	for (size_t i = 0; i < e->n_added; i++)
+		file_meta_unref(e->added[i].f);
+	free(e->added);
+	free(e->deleted);
+	edit_init(e);
+}
+
+static int grow(struct edit_file **arr, size_t n, size_t *cap)
+{
+	if (n < *cap)
+		return 0;
+	size_t ncap = *cap ? *cap * 2 : 8;
+	struct edit_file *a = realloc(*arr, ncap * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	*arr = a;
+	*cap = ncap;
+	return 0;
+}
+
+int edit_add_file(struct version_edit *e, int level, struct file_meta *f)
+{
+	int rc = grow(&e->added, e->n_added, &e->added_cap);
+	if (rc)
+		return rc;
+	e->added[e->n_added].level = level;
+	e->added[e->n_added].f = f;
+	e->added[e->n_added].number = f->number;
+	e->n_added++;
+	return 0;
+}
+
+int edit_delete_file(struct version_edit *e, int level, uint64_t number)
+{
+	int rc = grow(&e->deleted, e->n_deleted, &e->deleted_cap);
+	if (rc)
+		return rc;
+	e->deleted[e->n_deleted].level = level;
+	e->deleted[e->n_deleted].f = NULL;
+	e->deleted[e->n_deleted].number = number;
+	e->n_deleted++;
+	return 0;
+}
+
+/* A growable output buffer. */
+struct obuf {
+	uint8_t *p;
+	size_t len, cap;
+	int err;
+};
+
+static void ob_reserve(struct obuf *b, size_t n)
+{
+	if (b->err || b->len + n <= b->cap)
+		return;
+	size_t ncap = b->cap ? b->cap : 256;
+	while (ncap < b->len + n)
+		ncap *= 2;
+	uint8_t *np = realloc(b->p, ncap);
+	if (!np) {
+		b->err = -ENOMEM;
+		return;
+	}
+	b->p = np;
+	b->cap = ncap;
+}
+
+static void ob_varint(struct obuf *b, uint64_t v)
+{
+	ob_reserve(b, 10);
+	if (!b->err)
+		b->len = (size_t)(put_varint64(b->p + b->len, v) - b->p);
+}
+
+static void ob_bytes(struct obuf *b, const uint8_t *p, size_t n)
+{
+	ob_varint(b, n);
+	ob_reserve(b, n);
+	if (!b->err && n) {
+		memcpy(b->p + b->len, p, n);
+		b->len += n;
+	}
+}
+
+/*
+ * New-file field layout (after TAG_NEW_FILE):
+ *   level, number, size, smallest (len+bytes), largest (len+bytes),
+ *   smallest_seq, largest_seq, num_entries, num_deletions,
+ *   num_range_dels, time_lo, time_hi      -- all varints
+ */
+int edit_encode(const struct version_edit *e, uint8_t **buf, size_t *len)
+{
+	struct obuf b = {0};
+	if (e->has_format) {
+		ob_varint(&b, TAG_FORMAT);
+		ob_varint(&b, e->format);
+	}
+	if (e->has_log_number) {
+		ob_varint(&b, TAG_LOG_NUMBER);
+		ob_varint(&b, e->log_number);
+	}
+	if (e->has_next_file) {
+		ob_varint(&b, TAG_NEXT_FILE);
+		ob_varint(&b, e->next_file);
+	}
+	if (e->has_last_seq) {
+		ob_varint(&b, TAG_LAST_SEQ);
+		ob_varint(&b, e->last_seq);
+	}
+	for (size_t i = 0; i < e->n_deleted; i++) {
+		ob_varint(&b, TAG_DELETED_FILE);
+		ob_varint(&b, (uint64_t)e->deleted[i].level);
+		ob_varint(&b, e->deleted[i].number);
+	}
+	for (size_t i = 0; i < e->n_added; i++) {
+		const struct file_meta *f = e->added[i].f;
+		ob_varint(&b, TAG_NEW_FILE);
+		ob_varint(&b, (uint64_t)e->added[i].level);
+		ob_varint(&b, f->number);
+		ob_varint(&b, f->size);
+		ob_bytes(&b, f->smallest, f->smallest_len);
+		ob_bytes(&b, f->largest, f->largest_len);
+		ob_varint(&b, f->smallest_seq);
+		ob_varint(&b, f->largest_seq);
+		ob_varint(&b, f->num_entries);
+		ob_varint(&b, f->num_deletions);
+		ob_varint(&b, f->num_range_dels);
+		ob_varint(&b, f->time_lo);
+		ob_varint(&b, f->time_hi);
+	}
+	if (b.err) {
+		free(b.p);
+		return b.err;
+	}
+	*buf = b.p;
+	*len = b.len;
+	return 0;
+}
+
+struct dec {
+	const uint8_t *p, *end, *start;
+	const char *path;
+	uint64_t off;
+};
+
+static int dec_varint(struct dec *d, uint64_t *v, const char *what)
+{
+	const uint8_t *q = get_varint64(d->p, d->end, v);
+	if (!q)
+		return LSM_CORRUPT("%s: record at offset %llu: bad %s at byte "
+				   "%zu",
+				   d->path, (unsigned long long)d->off, what,
+				   (size_t)(d->p - d->start));
+	d->p = q;
+	return 0;
+}
+
+static int dec_bytes(struct dec *d, struct slice *s, const char *what)
+{
+	uint64_t n;
+	int rc = dec_varint(d, &n, what);
+	if (rc)
+		return rc;
+	if (n > (uint64_t)(d->end - d->p))
+		return LSM_CORRUPT("%s: record at offset %llu: %s runs past "
+				   "the record",
+				   d->path, (unsigned long long)d->off, what);
+	*s = slice_make(d->p, (size_t)n);
+	d->p += n;
+	return 0;
+}
+
+static int dec_level(struct dec *d, int *level)
+{
+	uint64_t v;
+	int rc = dec_varint(d, &v, "level");
+	if (rc)
+		return rc;
+	if (v >= LSM_MAX_LEVELS)
+		return LSM_CORRUPT("%s: record at offset %llu: level %llu out "
+				   "of range",
+				   d->path, (unsigned long long)d->off,
+				   (unsigned long long)v);
+	*level = (int)v;
+	return 0;
+}
+
+static int dec_new_file(struct dec *d, struct version_edit *e)
+{
+	int level, rc;
+	uint64_t number, size, v[7];
+	struct slice sm, lg;
+	static const char *const names[7] = {
+		"smallest_seq", "largest_seq",	  "num_entries", "num_deletions",
+		"num_range_dels", "time_lo", "time_hi"};
+
+	if ((rc = dec_level(d, &level)) || (rc = dec_varint(d, &number, "file number")) ||
+	    (rc = dec_varint(d, &size, "file size")) ||
+	    (rc = dec_bytes(d, &sm, "smallest key")) ||
+	    (rc = dec_bytes(d, &lg, "largest key")))
+		return rc;
+	for (int i = 0; i < 7; i++)
+		if ((rc = dec_varint(d, &v[i], names[i])))
+			return rc;
+	if (!ikey_valid(sm) || !ikey_valid(lg) || ikey_cmp(sm, lg) > 0)
+		return LSM_CORRUPT("%s: record at offset %llu: file %llu has "
+				   "an invalid key range",
+				   d->path, (unsigned long long)d->off,
+				   (unsigned long long)number);
+	struct file_meta *f = file_meta_new(number, size, sm, lg);
+	if (!f)
+		return -ENOMEM;
+	f->smallest_seq = v[0];
+	f->largest_seq = v[1];
+	f->num_entries = v[2];
+	f->num_deletions = v[3];
+	f->num_range_dels = v[4];
+	f->time_lo = v[5];
+	f->time_hi = v[6];
+	rc = edit_add_file(e, level, f);
+	if (rc)
+		file_meta_unref(f);
+	return rc;
+}
+
+int edit_decode(struct version_edit *e, const uint8_t *p, size_t len,
+		const char *path, uint64_t off)
+{
+	struct dec d = {p, p + len, p, path, off};
+	int rc = 0;
+
+	edit_init(e);
+	while (d.p < d.end && rc == 0) {
+		uint64_t tag, v;
+		int level;
+		if ((rc = dec_varint(&d, &tag, "tag")))
+			break;
+		switch (tag) {
+		case TAG_FORMAT:
+			rc = dec_varint(&d, &v, "format");
+			if (rc)
+				break;
+			if (v != LSM_STORE_FORMAT) {
+				rc = lsm_err(LSM_E_FORMAT,
+					     "%s: store format %llu; this lsm "
+					     "reads format %d",
+					     path, (unsigned long long)v,
+					     LSM_STORE_FORMAT);
+				break;
+			}
+			e->has_format = true;
+			e->format = (uint32_t)v;
+			break;
+		case TAG_LOG_NUMBER:
+			rc = dec_varint(&d, &e->log_number, "log number");
+			e->has_log_number = true;
+			break;
+		case TAG_NEXT_FILE:
+			rc = dec_varint(&d, &e->next_file, "next file");
+			e->has_next_file = true;
+			break;
+		case TAG_LAST_SEQ:
+			rc = dec_varint(&d, &e->last_seq, "last sequence");
+			e->has_last_seq = true;
+			break;
+		case TAG_DELETED_FILE:
+			rc = dec_level(&d, &level);
+			if (!rc)
+				rc = dec_varint(&d, &v, "deleted file");
+			if (!rc)
+				rc = edit_delete_file(e, level, v);
+			break;
+		case TAG_NEW_FILE:
+			rc = dec_new_file(&d, e);
+			break;
+		default:
+			rc = lsm_err(LSM_E_FORMAT,
+				     "%s: record at offset %llu: unknown field "
+				     "%llu (written by a newer lsm?)",
+				     path, (unsigned long long)off,
+				     (unsigned long long)tag);
+		}
+	}
+	if (rc)
+		edit_release(e);
+	return rc;
+}
