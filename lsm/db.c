@@ -126,8 +126,7 @@ void db_install_sv_locked(lsm_db *db)
 	db->sv = sv;
 	pthread_mutex_unlock(&db->sv_mu);
 	db_sv_put(old);
-	db->pending_compaction_bytes =
-		compact_pending_bytes(sv->v, &db->pick);
+	db->pending_compaction_bytes = compact_pending_bytes(sv->v, &db->pick);
 }
 
 /* ---- open and recovery ---- */
@@ -187,8 +186,9 @@ static int replay_wal(struct replay *rp, uint64_t number)
 		}
 	}
 	if (rc == 0 && walr_torn(r, &torn_off))
-		db_log(db, "%s: torn tail at offset %llu ignored (writes that "
-			   "were never acknowledged as durable)",
+		db_log(db,
+		       "%s: torn tail at offset %llu ignored (writes that "
+		       "were never acknowledged as durable)",
 		       path, (unsigned long long)torn_off);
 	walr_close(r);
 	return rc;
@@ -364,8 +364,9 @@ static int recover(lsm_db *db)
 	} else if (rc) {
 		return rc;
 	} else if (db->opts.error_if_exists) {
-		return lsm_err(LSM_E_EXISTS, "%s: a store exists and "
-					     "error_if_exists is set",
+		return lsm_err(LSM_E_EXISTS,
+			       "%s: a store exists and "
+			       "error_if_exists is set",
 			       db->dir);
 	}
 	rc = scan_dir(db, &wals, &n_wals);
@@ -396,6 +397,11 @@ static int recover(lsm_db *db)
 		char path[4096];
 		file_path(path, sizeof(path), db->dir, db->wal_number, "log");
 		rc = walw_open(db->env, path, &db->wal);
+		if (rc)
+			goto out;
+		/* The manifest is about to name this WAL as the oldest live
+		 * one: its directory entry must be durable first. */
+		rc = db->env->ops->sync_dir(db->env, db->dir);
 		if (rc)
 			goto out;
 	}
@@ -548,15 +554,14 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out)
 	*out = db;
 	return 0;
 
-out_free:
-	{
-		/* Keep the detail of the first failure. */
-		char detail[512];
-		snprintf(detail, sizeof(detail), "%s", lsm_errdetail());
-		db_free(db);
-		if (detail[0])
-			lsm_err(rc, "%s", detail);
-	}
+out_free : {
+	/* Keep the detail of the first failure. */
+	char detail[512];
+	snprintf(detail, sizeof(detail), "%s", lsm_errdetail());
+	db_free(db);
+	if (detail[0])
+		lsm_err(rc, "%s", detail);
+}
 	return rc;
 }
 
@@ -730,7 +735,8 @@ static int make_room_locked(lsm_db *db, bool force)
 			continue;
 		}
 		if (allow_delay &&
-		    (v->n_files[0] >= (size_t)db->opts.level0_slowdown_trigger ||
+		    (v->n_files[0] >=
+			     (size_t)db->opts.level0_slowdown_trigger ||
 		     db->pending_compaction_bytes >
 			     db->opts.soft_pending_compaction_bytes)) {
 			/* Spread the wait over many writes instead of one
@@ -744,8 +750,7 @@ static int make_room_locked(lsm_db *db, bool force)
 			allow_delay = false;
 			continue;
 		}
-		if (!force &&
-		    mem_usage(db->mem) <= db->opts.write_buffer_size)
+		if (!force && mem_usage(db->mem) <= db->opts.write_buffer_size)
 			return 0;
 		if (force && mem_is_empty(db->mem))
 			return 0;
@@ -974,7 +979,8 @@ static int get_cb(void *ctx, struct slice ikey, struct slice value)
 		if (value.len)
 			memcpy(g->val, value.p, value.len);
 	} else if (g->buf && value.len) {
-		memcpy(g->buf, value.p, value.len < g->cap ? value.len : g->cap);
+		memcpy(g->buf, value.p,
+		       value.len < g->cap ? value.len : g->cap);
 	}
 	return 0;
 }
@@ -982,8 +988,8 @@ static int get_cb(void *ctx, struct slice ikey, struct slice value)
 /* Result of looking in one table: 1 = decided (found a version), 0 =
  * keep looking, < 0 = error. *tmax grows with the table's tombstones. */
 static int get_from_file(lsm_db *db, struct file_meta *f, struct slice ukey,
-			 struct slice lookup, uint64_t read_seq,
-			 uint64_t *tmax, struct get_result *g)
+			 struct slice lookup, uint64_t read_seq, uint64_t *tmax,
+			 struct get_result *g)
 {
 	struct cache_handle *h;
 	struct table *t;
@@ -1057,8 +1063,8 @@ static int db_get(lsm_db *db, const lsm_snapshot *snap, struct slice ukey,
 			continue;
 		}
 		size_t i = version_find_file(v, l, lookup);
-		if (i < v->n_files[l] && fm_overlaps(v->files[l][i], &ukey,
-						     &ukey))
+		if (i < v->n_files[l] &&
+		    fm_overlaps(v->files[l][i], &ukey, &ukey))
 			rc = get_from_file(db, v->files[l][i], ukey, lookup,
 					   read_seq, &tmax, g);
 	}

@@ -195,8 +195,8 @@ static void do_flush_locked(lsm_db *db)
 				file_meta_unref(res.files[i]);
 		}
 		e.has_log_number = true;
-		e.log_number = db->n_imm > 1 ? db->imm[1].wal_number
-					     : db->wal_number;
+		e.log_number =
+			db->n_imm > 1 ? db->imm[1].wal_number : db->wal_number;
 		db->vs->last_seq = atomic_load(&db->last_seq);
 		if (!rc)
 			rc = vset_apply(db->vs, &e);
@@ -448,9 +448,10 @@ static void *bg_main(void *arg)
 				continue;
 			}
 			/* Pause before trying again (out of space, memory). */
-			compaction_backoff_us = compaction_backoff_us
-							? compaction_backoff_us * 2
-							: 100000;
+			compaction_backoff_us =
+				compaction_backoff_us
+					? compaction_backoff_us * 2
+					: 100000;
 			if (compaction_backoff_us > 5000000)
 				compaction_backoff_us = 5000000;
 		}
@@ -569,8 +570,7 @@ int db_flush_wait(lsm_db *db)
 	return rc;
 }
 
-int db_compact_range(lsm_db *db, const struct slice *lo,
-		     const struct slice *hi)
+int db_compact_range(lsm_db *db, const struct slice *lo, const struct slice *hi)
 {
 	struct compaction *c = NULL;
 	int rc;

@@ -84,15 +84,15 @@ struct lsm_db {
 	int n_imm;
 	struct wal_writer *wal; /* written by the write leader only */
 	uint64_t wal_number;
-	int wal_error;   /* the WAL failed: writes need a new WAL first */
-	int bg_error;    /* poisons writes; soft if -ENOSPC */
+	int wal_error; /* the WAL failed: writes need a new WAL first */
+	int bg_error;  /* poisons writes; soft if -ENOSPC */
 	uint64_t bg_error_retry_us;
 	bool flush_running;
 	int n_compactions;
 	int manual_waiting; /* callers of compact_range waiting for files */
 	bool shutting_down;
 	struct writer *wq_head, *wq_tail;
-	struct lsm_batch group; /* the leader's scratch batch */
+	struct lsm_batch group;    /* the leader's scratch batch */
 	struct lsm_snapshot snaps; /* list head */
 	uint64_t pending_compaction_bytes;
 	uint64_t imm_created; /* memtables made immutable, ever */

@@ -192,7 +192,7 @@ static void li_free(struct ikv_iter *it)
 }
 
 static const struct ikv_iter_ops level_iter_ops = {
-	li_valid, li_first, li_last,  li_seek,	 li_seek_for_prev, li_next,
+	li_valid, li_first, li_last,  li_seek,   li_seek_for_prev, li_next,
 	li_prev,  li_key,   li_value, li_status, li_free,
 };
 
@@ -243,7 +243,7 @@ struct lsm_iter {
 	lsm_db *db;
 	struct superversion *sv;
 	struct ikv_iter *in;
-	struct tomb_set *tombs; /* NULL: no tombstone in view */
+	struct tomb_set *tombs;        /* NULL: no tombstone in view */
 	struct cache_handle **handles; /* pinned L0 tables */
 	size_t n_handles;
 	uint64_t seq;
@@ -326,7 +326,8 @@ static void find_prev(lsm_iter *it)
 				break; /* passed every version of it->key */
 			if (below_lower(it, uk))
 				break;
-			if (ikey_kind(ik) == IKEY_PUT && !covered(it, uk, seq)) {
+			if (ikey_kind(ik) == IKEY_PUT &&
+			    !covered(it, uk, seq)) {
 				if (buf_set(&it->key, uk) ||
 				    buf_set(&it->value, iter_value(in))) {
 					set_error(it, -ENOMEM);
@@ -482,8 +483,8 @@ bool lsm_iter_valid(const lsm_iter *it)
 
 const void *lsm_iter_key(const lsm_iter *it, size_t *len)
 {
-	struct slice k = it->reverse ? buf_slice(&it->key)
-				     : ikey_user(iter_key(it->in));
+	struct slice k =
+		it->reverse ? buf_slice(&it->key) : ikey_user(iter_key(it->in));
 	if (len)
 		*len = k.len;
 	return k.p;
@@ -491,8 +492,8 @@ const void *lsm_iter_key(const lsm_iter *it, size_t *len)
 
 const void *lsm_iter_value(const lsm_iter *it, size_t *len)
 {
-	struct slice v = it->reverse ? buf_slice(&it->value)
-				     : iter_value(it->in);
+	struct slice v =
+		it->reverse ? buf_slice(&it->value) : iter_value(it->in);
 	if (len)
 		*len = v.len;
 	return v.p;
@@ -531,8 +532,7 @@ static bool tomb_in_bounds(const lsm_iter *it, struct slice s, struct slice e)
 	return true;
 }
 
-static int add_tomb(lsm_iter *it, struct slice s, struct slice e,
-		    uint64_t seq)
+static int add_tomb(lsm_iter *it, struct slice s, struct slice e, uint64_t seq)
 {
 	if (seq > it->seq || !tomb_in_bounds(it, s, e))
 		return 0;
@@ -608,8 +608,8 @@ int db_iter_new(lsm_db *db, const lsm_iter_options *o, lsm_iter **out)
 	kids = calloc((size_t)(1 + it->sv->n_imm) + v->n_files[0] +
 			      LSM_MAX_LEVELS,
 		      sizeof(*kids));
-	it->handles = calloc(v->n_files[0] ? v->n_files[0] : 1,
-			     sizeof(*it->handles));
+	it->handles =
+		calloc(v->n_files[0] ? v->n_files[0] : 1, sizeof(*it->handles));
 	if (!kids || !it->handles) {
 		rc = -ENOMEM;
 		goto fail;

@@ -81,7 +81,7 @@ typedef struct lsm_options {
 
 	size_t write_buffer_size;    /* 64 MiB; memtable size before flush */
 	int max_immutable_memtables; /* 2; full memtables awaiting flush
-	                              * before writers wait */
+				      * before writers wait */
 
 	size_t block_size;          /* 4096; uncompressed data block size */
 	int block_restart_interval; /* 16; keys between restart points */
@@ -95,9 +95,9 @@ typedef struct lsm_options {
 
 	int background_threads; /* 2; flush and compaction threads (1..64) */
 
-	int level0_compaction_trigger; /* 4 L0 files start a compaction */
-	int level0_slowdown_trigger;   /* 20 L0 files slow every write */
-	int level0_stop_trigger;       /* 36 L0 files stop writes */
+	int level0_compaction_trigger;     /* 4 L0 files start a compaction */
+	int level0_slowdown_trigger;       /* 20 L0 files slow every write */
+	int level0_stop_trigger;           /* 36 L0 files stop writes */
 	uint64_t max_bytes_for_level_base; /* 256 MiB: L1's target size */
 	int level_size_multiplier;         /* 10 */
 	uint64_t target_file_size;         /* 64 MiB per compaction output */
@@ -118,8 +118,7 @@ LSM_API void lsm_options_init(lsm_options *opts);
 /* Opens (or creates) the store in directory `path`. The directory is
  * locked for as long as the database stays open: a second opener, in this
  * process or another, gets LSM_E_BUSY. */
-LSM_API int lsm_open(const char *path, const lsm_options *opts,
-		     lsm_db **out);
+LSM_API int lsm_open(const char *path, const lsm_options *opts, lsm_db **out);
 
 /* Waits for running background work, flushes nothing that is not already
  * in the WAL (the WAL makes it durable), and frees the handle. Returns the
@@ -134,8 +133,7 @@ LSM_API int lsm_destroy(const char *path, const lsm_options *opts);
 
 LSM_API int lsm_put(lsm_db *db, const void *key, size_t key_len,
 		    const void *val, size_t val_len, int flags);
-LSM_API int lsm_delete(lsm_db *db, const void *key, size_t key_len,
-		       int flags);
+LSM_API int lsm_delete(lsm_db *db, const void *key, size_t key_len, int flags);
 /* Deletes every key k with start <= k < end; O(1) to write. */
 LSM_API int lsm_delete_range(lsm_db *db, const void *start, size_t start_len,
 			     const void *end, size_t end_len, int flags);
@@ -166,8 +164,8 @@ LSM_API int lsm_write(lsm_db *db, lsm_batch *b, int flags);
  */
 LSM_API int lsm_get(lsm_db *db, const lsm_snapshot *snap, const void *key,
 		    size_t key_len, void **val, size_t *val_len);
-LSM_API int lsm_get_into(lsm_db *db, const lsm_snapshot *snap,
-			 const void *key, size_t key_len, void *buf, size_t cap,
+LSM_API int lsm_get_into(lsm_db *db, const lsm_snapshot *snap, const void *key,
+			 size_t key_len, void *buf, size_t cap,
 			 size_t *val_len);
 
 /* Snapshots: a consistent, frozen view. Cheap; release every one. */
@@ -190,8 +188,7 @@ typedef struct lsm_iter_options {
 } lsm_iter_options;
 
 LSM_API void lsm_iter_options_init(lsm_iter_options *o);
-LSM_API int lsm_iter_new(lsm_db *db, const lsm_iter_options *o,
-			 lsm_iter **out);
+LSM_API int lsm_iter_new(lsm_db *db, const lsm_iter_options *o, lsm_iter **out);
 LSM_API void lsm_iter_free(lsm_iter *it);
 LSM_API bool lsm_iter_valid(const lsm_iter *it);
 LSM_API void lsm_iter_first(lsm_iter *it);

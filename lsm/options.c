@@ -99,8 +99,7 @@ int options_validate(const lsm_options *o)
 	    o->target_file_size > (4ull << 30))
 		return BAD("target_file_size", "%llu is outside 16 KiB..4 GiB",
 			   (unsigned long long)o->target_file_size);
-	if (o->hard_pending_compaction_bytes <
-	    o->soft_pending_compaction_bytes)
+	if (o->hard_pending_compaction_bytes < o->soft_pending_compaction_bytes)
 		return BAD("hard_pending_compaction_bytes",
 			   "below soft_pending_compaction_bytes");
 	return 0;

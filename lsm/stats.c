@@ -102,8 +102,8 @@ static void stats_text(lsm_db *db, struct tbuf *b)
 {
 	struct derived d;
 	derive(db, &d);
-#define X(name, doc)                                                          \
-	tb_printf(b, "%-26s %14llu  # %s\n", #name,                           \
+#define X(name, doc)                                \
+	tb_printf(b, "%-26s %14llu  # %s\n", #name, \
 		  (unsigned long long)STAT_GET(db, name), doc);
 	LSM_STATS(X)
 #undef X
@@ -129,8 +129,7 @@ static void stats_text(lsm_db *db, struct tbuf *b)
 		  (unsigned long long)(d.wamp_x1000 / 1000),
 		  (unsigned long long)(d.wamp_x1000 % 1000),
 		  "(flush + compaction writes) / user bytes");
-	tb_printf(b, "%-26s %10llu.%03llu  # %s\n",
-		  "write_amplification_wal",
+	tb_printf(b, "%-26s %10llu.%03llu  # %s\n", "write_amplification_wal",
 		  (unsigned long long)(d.wamp_wal_x1000 / 1000),
 		  (unsigned long long)(d.wamp_wal_x1000 % 1000),
 		  "the same with WAL bytes");
@@ -184,10 +183,10 @@ int lsm_property_u64(lsm_db *db, const char *name, uint64_t *out)
 	struct derived d;
 	if (!db || !name || !out)
 		return -EINVAL;
-#define X(n, doc)                                                             \
-	if (name_is(name, #n)) {                                              \
-		*out = STAT_GET(db, n);                                       \
-		return 0;                                                     \
+#define X(n, doc)                       \
+	if (name_is(name, #n)) {        \
+		*out = STAT_GET(db, n); \
+		return 0;               \
 	}
 	LSM_STATS(X)
 #undef X

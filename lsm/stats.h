@@ -12,24 +12,24 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define LSM_STATS(X)                                                          \
-	X(user_bytes_written, "bytes of keys and values written by users")   \
-	X(user_writes, "write batches applied")                                 \
-	X(write_groups, "WAL appends (one per group of batches)")               \
-	X(wal_bytes, "bytes appended to WALs")                                  \
-	X(wal_syncs, "WAL fsyncs")                                              \
-	X(flushes, "memtables flushed to L0")                                   \
-	X(flush_bytes, "bytes written by flushes")                              \
-	X(compactions, "compactions that rewrote files")                        \
-	X(trivial_moves, "compactions that moved a file without rewriting")   \
-	X(compaction_bytes_read, "bytes read by compactions")                   \
-	X(compaction_bytes_written, "bytes written by compactions")             \
-	X(gets, "point reads")                                                  \
-	X(bloom_checks, "bloom filter probes")                                  \
-	X(bloom_useful, "bloom probes that avoided a block read")               \
-	X(stall_count, "writes that waited for flush or compaction")            \
-	X(stall_micros, "time writers spent waiting")                           \
-	X(slowdown_count, "writes delayed by the slowdown threshold")           \
+#define LSM_STATS(X)                                                        \
+	X(user_bytes_written, "bytes of keys and values written by users")  \
+	X(user_writes, "write batches applied")                             \
+	X(write_groups, "WAL appends (one per group of batches)")           \
+	X(wal_bytes, "bytes appended to WALs")                              \
+	X(wal_syncs, "WAL fsyncs")                                          \
+	X(flushes, "memtables flushed to L0")                               \
+	X(flush_bytes, "bytes written by flushes")                          \
+	X(compactions, "compactions that rewrote files")                    \
+	X(trivial_moves, "compactions that moved a file without rewriting") \
+	X(compaction_bytes_read, "bytes read by compactions")               \
+	X(compaction_bytes_written, "bytes written by compactions")         \
+	X(gets, "point reads")                                              \
+	X(bloom_checks, "bloom filter probes")                              \
+	X(bloom_useful, "bloom probes that avoided a block read")           \
+	X(stall_count, "writes that waited for flush or compaction")        \
+	X(stall_micros, "time writers spent waiting")                       \
+	X(slowdown_count, "writes delayed by the slowdown threshold")       \
 	X(bg_errors, "background errors")
 
 struct lsm_stats {
@@ -38,9 +38,9 @@ struct lsm_stats {
 #undef X
 };
 
-#define STAT_ADD(db, name, v)                                                 \
+#define STAT_ADD(db, name, v) \
 	atomic_fetch_add_explicit(&(db)->stats.name, (v), memory_order_relaxed)
-#define STAT_GET(db, name)                                                    \
+#define STAT_GET(db, name) \
 	atomic_load_explicit(&(db)->stats.name, memory_order_relaxed)
 
 #endif

@@ -91,7 +91,7 @@ struct out_state {
 	char path[4096];
 	struct kbuf first, last; /* point ikeys of the open file */
 	bool has_points;
-	struct kbuf lower;       /* cut key opening this file (user key) */
+	struct kbuf lower; /* cut key opening this file (user key) */
 	bool has_lower;
 	uint64_t smallest_seq, largest_seq;
 	/* kept tombstones, sorted by (start asc, seq desc) */
@@ -189,8 +189,7 @@ static int close_output(struct out_state *s, const struct slice *upper)
 	if (n_cl > 1)
 		qsort(cl, n_cl, sizeof(*cl), cmp_clipped);
 	for (size_t i = 0; i < n_cl && !rc; i++) {
-		rc = kbuf_ikey(&tmp, cl[i].start, cl[i].seq,
-			       IKEY_RANGE_DELETE);
+		rc = kbuf_ikey(&tmp, cl[i].start, cl[i].seq, IKEY_RANGE_DELETE);
 		if (rc)
 			break;
 		rc = sstw_add_range_del(s->w, kbuf_slice(&tmp), cl[i].end);
@@ -209,16 +208,15 @@ static int close_output(struct out_state *s, const struct slice *upper)
 			rc = kbuf_set(&lg, s->last.p, s->last.len);
 	}
 	for (size_t i = 0; i < n_cl && !rc; i++) {
-		rc = kbuf_ikey(&tmp, cl[i].start, IKEY_SEQ_MAX,
-			       IKEY_SENTINEL);
-		if (!rc && (sm.len == 0 || ikey_cmp(kbuf_slice(&tmp),
-						    kbuf_slice(&sm)) < 0))
+		rc = kbuf_ikey(&tmp, cl[i].start, IKEY_SEQ_MAX, IKEY_SENTINEL);
+		if (!rc && (sm.len == 0 ||
+			    ikey_cmp(kbuf_slice(&tmp), kbuf_slice(&sm)) < 0))
 			rc = kbuf_set(&sm, tmp.p, tmp.len);
 		if (!rc)
 			rc = kbuf_ikey(&tmp, cl[i].end, IKEY_SEQ_MAX,
 				       IKEY_SENTINEL);
-		if (!rc && (lg.len == 0 || ikey_cmp(kbuf_slice(&tmp),
-						    kbuf_slice(&lg)) > 0))
+		if (!rc && (lg.len == 0 ||
+			    ikey_cmp(kbuf_slice(&tmp), kbuf_slice(&lg)) > 0))
 			rc = kbuf_set(&lg, tmp.p, tmp.len);
 	}
 	if (rc)
@@ -283,7 +281,8 @@ static bool below_may_hold(struct out_state *s, struct slice k)
 				break;
 			(*pos)++;
 		}
-		if (*pos < v->n_files[l] && fm_overlaps(v->files[l][*pos], &k, &k))
+		if (*pos < v->n_files[l] &&
+		    fm_overlaps(v->files[l][*pos], &k, &k))
 			return true;
 	}
 	return false;
@@ -386,10 +385,9 @@ int compact_write(const struct compact_out_opts *o, struct ikv_iter *input,
 				goto out;
 			}
 			for (size_t i = 0; i < n_tombs_in && !rc; i++)
-				rc = tomb_set_add(stripes[st],
-						  tombs_in[i].start,
-						  tombs_in[i].end,
-						  tombs_in[i].seq);
+				rc = tomb_set_add(
+					stripes[st], tombs_in[i].start,
+					tombs_in[i].end, tombs_in[i].seq);
 			if (!rc)
 				rc = tomb_set_build(stripes[st], top);
 			if (rc)
@@ -407,8 +405,10 @@ int compact_write(const struct compact_out_opts *o, struct ikv_iter *input,
 		bool drop = false;
 
 		res->entries_in++;
-		if (cur.len != uk.len || (uk.len && memcmp(cur.p, uk.p, uk.len))) {
-			/* a new user key: a place where the output may be cut */
+		if (cur.len != uk.len ||
+		    (uk.len && memcmp(cur.p, uk.p, uk.len))) {
+			/* a new user key: a place where the output may be cut
+			 */
 			if (should_cut(&s, ik)) {
 				rc = close_output(&s, &uk);
 				if (rc)

@@ -189,11 +189,11 @@ static int finish_pick(struct compaction *c, const struct pick_opts *o)
 		if (rc)
 			return rc;
 	}
-	c->trivial_move = c->level != c->out_level &&
-			  c->n_inputs[c->out_level] == 0 &&
-			  disjoint(c->inputs[c->level], c->n_inputs[c->level]) &&
-			  sum_size(c->grandparents, c->n_grandparents) <=
-				  10 * o->target_file_size;
+	c->trivial_move =
+		c->level != c->out_level && c->n_inputs[c->out_level] == 0 &&
+		disjoint(c->inputs[c->level], c->n_inputs[c->level]) &&
+		sum_size(c->grandparents, c->n_grandparents) <=
+			10 * o->target_file_size;
 	for (int l = 0; l < LSM_MAX_LEVELS; l++)
 		for (size_t i = 0; i < c->n_inputs[l]; i++)
 			c->inputs[l][i]->being_compacted = true;
@@ -357,7 +357,8 @@ int compact_pick_range(struct version *v, const struct pick_opts *o,
 			c->n_inputs[l] = 0;
 			rc = version_overlapping(v, l, lo_open ? NULL : &clo,
 						 hi_open ? NULL : &chi,
-						 &c->inputs[l], &c->n_inputs[l]);
+						 &c->inputs[l],
+						 &c->n_inputs[l]);
 			if (rc) {
 				compaction_abandon(c);
 				return rc;

@@ -61,8 +61,7 @@ struct env_ops {
 	int (*sync_dir)(lsm_env *env, const char *path);
 	/* Exclusive lock on a file (created if needed); LSM_E_BUSY if any
 	 * other holder, in this process or another, has it. */
-	int (*lock_file)(lsm_env *env, const char *path,
-			 struct env_lock **out);
+	int (*lock_file)(lsm_env *env, const char *path, struct env_lock **out);
 	void (*unlock_file)(lsm_env *env, struct env_lock *lock);
 	/* Bytes free for an unprivileged user on the file system holding
 	 * path. */
@@ -82,8 +81,7 @@ lsm_env *env_posix(void);
 void env_free_names(char **names, size_t n_names);
 
 /* Helpers over the table. */
-static inline int env_new_wfile(lsm_env *e, const char *p,
-				struct env_wfile **o)
+static inline int env_new_wfile(lsm_env *e, const char *p, struct env_wfile **o)
 {
 	return e->ops->new_wfile(e, p, o);
 }
@@ -113,15 +111,15 @@ static inline uint64_t wfile_size(const struct env_wfile *f)
 {
 	return ((const struct env_file_base *)f)->ops->wfile_size(f);
 }
-static inline int env_new_rfile(lsm_env *e, const char *p,
-				struct env_rfile **o)
+static inline int env_new_rfile(lsm_env *e, const char *p, struct env_rfile **o)
 {
 	return e->ops->new_rfile(e, p, o);
 }
 static inline int rfile_read(struct env_rfile *f, uint64_t off, size_t len,
 			     void *buf, size_t *n)
 {
-	return ((struct env_file_base *)f)->ops->rfile_read(f, off, len, buf, n);
+	return ((struct env_file_base *)f)
+		->ops->rfile_read(f, off, len, buf, n);
 }
 static inline uint64_t rfile_size(const struct env_rfile *f)
 {
@@ -133,8 +131,7 @@ static inline void rfile_close(struct env_rfile *f)
 }
 
 /* Reads a whole (small) file into a malloc'd buffer. */
-int env_read_file(lsm_env *env, const char *path, uint8_t **buf,
-		  size_t *len);
+int env_read_file(lsm_env *env, const char *path, uint8_t **buf, size_t *len);
 /* Writes a whole file durably: data synced, then renamed over `path`, then
  * the directory synced. */
 int env_write_file_atomic(lsm_env *env, const char *dir, const char *name,

@@ -103,7 +103,7 @@ static inline struct slice node_ikey(const struct mem_node *n)
 static struct slice node_value(const struct mem_node *n)
 {
 	const uint8_t *p = node_key(n) + n->ikey_len;
-	uint32_t vlen;
+	uint32_t vlen = 0;
 	/* Our own encoding in our own memory: cannot be truncated. */
 	const uint8_t *v = get_varint32(p, p + 5, &vlen);
 	assert(v != NULL);

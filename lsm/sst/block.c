@@ -370,7 +370,7 @@ void block_iter_seek(struct block_iter *it, struct slice target)
 	uint32_t lo = 0, hi = it->b.n_restarts - 1;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo + 1) / 2;
-		struct slice k;
+		struct slice k = {NULL, 0};
 		if (restart_key(it, mid, &k))
 			return;
 		if (keycmp(it, k, target) < 0)

@@ -14,10 +14,10 @@
 struct arena_block;
 
 struct arena {
-	char *cur;                 /* next free byte in the current block */
-	size_t left;               /* bytes left in the current block */
+	char *cur;                  /* next free byte in the current block */
+	size_t left;                /* bytes left in the current block */
 	struct arena_block *blocks; /* every block, newest first */
-	_Atomic size_t usage;      /* bytes of all blocks, with overhead */
+	_Atomic size_t usage;       /* bytes of all blocks, with overhead */
 };
 
 void arena_init(struct arena *a);

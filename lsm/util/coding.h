@@ -99,8 +99,8 @@ static inline size_t varint_len(uint64_t v)
 }
 
 /* Reads a varint from [p, end); NULL if truncated or too long. */
-static inline const uint8_t *get_varint32(const uint8_t *p,
-					  const uint8_t *end, uint32_t *v)
+static inline const uint8_t *get_varint32(const uint8_t *p, const uint8_t *end,
+					  uint32_t *v)
 {
 	uint32_t r = 0;
 	for (int shift = 0; shift <= 28 && p < end; shift += 7) {
@@ -116,8 +116,8 @@ static inline const uint8_t *get_varint32(const uint8_t *p,
 	return NULL;
 }
 
-static inline const uint8_t *get_varint64(const uint8_t *p,
-					  const uint8_t *end, uint64_t *v)
+static inline const uint8_t *get_varint64(const uint8_t *p, const uint8_t *end,
+					  uint64_t *v)
 {
 	uint64_t r = 0;
 	for (int shift = 0; shift <= 63 && p < end; shift += 7) {

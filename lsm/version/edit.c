@@ -195,7 +195,7 @@ static int dec_varint(struct dec *d, uint64_t *v, const char *what)
 
 static int dec_bytes(struct dec *d, struct slice *s, const char *what)
 {
-	uint64_t n;
+	uint64_t n = 0;
 	int rc = dec_varint(d, &n, what);
 	if (rc)
 		return rc;
@@ -210,7 +210,7 @@ static int dec_bytes(struct dec *d, struct slice *s, const char *what)
 
 static int dec_level(struct dec *d, int *level)
 {
-	uint64_t v;
+	uint64_t v = 0;
 	int rc = dec_varint(d, &v, "level");
 	if (rc)
 		return rc;
@@ -225,14 +225,15 @@ static int dec_level(struct dec *d, int *level)
 
 static int dec_new_file(struct dec *d, struct version_edit *e)
 {
-	int level, rc;
-	uint64_t number, size, v[7];
+	int level = 0, rc;
+	uint64_t number = 0, size = 0, v[7] = {0};
 	struct slice sm, lg;
 	static const char *const names[7] = {
-		"smallest_seq", "largest_seq",	  "num_entries", "num_deletions",
-		"num_range_dels", "time_lo", "time_hi"};
+		"smallest_seq",   "largest_seq", "num_entries", "num_deletions",
+		"num_range_dels", "time_lo",     "time_hi"};
 
-	if ((rc = dec_level(d, &level)) || (rc = dec_varint(d, &number, "file number")) ||
+	if ((rc = dec_level(d, &level)) ||
+	    (rc = dec_varint(d, &number, "file number")) ||
 	    (rc = dec_varint(d, &size, "file size")) ||
 	    (rc = dec_bytes(d, &sm, "smallest key")) ||
 	    (rc = dec_bytes(d, &lg, "largest key")))
@@ -269,8 +270,8 @@ int edit_decode(struct version_edit *e, const uint8_t *p, size_t len,
 
 	edit_init(e);
 	while (d.p < d.end && rc == 0) {
-		uint64_t tag, v;
-		int level;
+		uint64_t tag = 0, v = 0;
+		int level = 0;
 		if ((rc = dec_varint(&d, &tag, "tag")))
 			break;
 		switch (tag) {

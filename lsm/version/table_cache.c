@@ -24,8 +24,8 @@ static void table_free(void *value, void *ctx)
 	free(t);
 }
 
-int tcache_find(struct cache *tc, const struct tcache_opts *o,
-		uint64_t number, struct cache_handle **out)
+int tcache_find(struct cache *tc, const struct tcache_opts *o, uint64_t number,
+		struct cache_handle **out)
 {
 	struct cache_handle *h = cache_lookup(tc, number, 0);
 	struct table *t;

@@ -32,8 +32,8 @@ struct tcache_opts {
 	bool verify_checksums;
 };
 
-int tcache_find(struct cache *tc, const struct tcache_opts *o,
-		uint64_t number, struct cache_handle **out);
+int tcache_find(struct cache *tc, const struct tcache_opts *o, uint64_t number,
+		struct cache_handle **out);
 static inline struct table *tcache_table(struct cache_handle *h)
 {
 	return (struct table *)cache_value(h);

@@ -107,10 +107,10 @@ struct edit_file {
 
 struct version_edit {
 	bool has_log_number, has_next_file, has_last_seq, has_format;
-	uint64_t log_number;  /* WALs numbered below this are obsolete */
-	uint64_t next_file;   /* next file number to allocate */
-	uint64_t last_seq;    /* last sequence number used */
-	uint32_t format;      /* store format version (first edit only) */
+	uint64_t log_number; /* WALs numbered below this are obsolete */
+	uint64_t next_file;  /* next file number to allocate */
+	uint64_t last_seq;   /* last sequence number used */
+	uint32_t format;     /* store format version (first edit only) */
 	size_t n_added, n_deleted;
 	size_t added_cap, deleted_cap;
 	struct edit_file *added;

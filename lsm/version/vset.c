@@ -72,12 +72,13 @@ static int version_finish(struct version *v, const char *what)
 			int c = ikey_cmp(a, b);
 			if (c < 0 || (c == 0 && ikey_kind(a) == IKEY_SENTINEL))
 				continue;
-			return LSM_CORRUPT("%s: files %llu and %llu overlap in "
-					   "level %d",
-					   what,
-					   (unsigned long long)v->files[l][i]->number,
-					   (unsigned long long)v->files[l][i + 1]->number,
-					   l);
+			return LSM_CORRUPT(
+				"%s: files %llu and %llu overlap in "
+				"level %d",
+				what,
+				(unsigned long long)v->files[l][i]->number,
+				(unsigned long long)v->files[l][i + 1]->number,
+				l);
 		}
 	}
 	return 0;

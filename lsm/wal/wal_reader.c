@@ -8,15 +8,19 @@
  *
  * Torn tail vs corruption (the rule of lsm/FORMAT.md "Record log"): a
  * record is a torn tail, where reading ends without error, if
- *  - its header or payload runs past the end of the file, or
- *  - it is bad (checksum, type or length) and it is the last thing in the
- *    file: fewer than WAL_HEADER_LEN bytes follow its claimed end (so no
- *    complete record can follow: a torn write that ended in a few bytes of
- *    garbage), or every byte from its start to the end of the file is zero
- *    (a preallocated or zero-filled tail).
- * A bad record followed by room for another record is corruption:
- * LSM_E_CORRUPT naming the file and the record's offset. The sizes come from
- * the file's size at open: the log must not grow while it is read.
+ *  - its header runs past the end of the file;
+ *  - its header fails its own check and the file ends within two headers'
+ *    length of it (a header cut by a crash, maybe followed by a few bytes
+ *    of garbage), or everything from it to the end of the file is zero (a
+ *    preallocated or zero-filled tail);
+ *  - its header is sound but its payload runs past the end of the file;
+ *  - its payload fails the checksum and it is the last thing in the file
+ *    (fewer than WAL_HEADER_LEN bytes follow it) or only zeros follow.
+ * Anything else that fails a check is corruption: LSM_E_CORRUPT naming the
+ * file and the record's offset. Because the length is checked on its own,
+ * a damaged length in the middle of a log is corruption, never mistaken
+ * for the end of the log. The sizes come from the file's size at open:
+ * the log must not grow while it is read.
  *
  * Invariants:
  *  1. buf holds the file bytes [buf_off, buf_off + buf_len); buf_off <= pos.
@@ -160,6 +164,7 @@ int walr_next(struct wal_reader *r, struct slice *rec, uint64_t *off)
 	const uint8_t *hdr;
 	const char *what;
 	uint32_t len;
+	bool header_bad = false;
 	int rc;
 
 	if (r->err)
@@ -177,22 +182,31 @@ int walr_next(struct wal_reader *r, struct slice *rec, uint64_t *off)
 		goto out_err;
 	hdr = r->buf + (pos - r->buf_off);
 	len = get_fixed32(hdr + 4);
+	if (lsm_checksum32(hdr + 4, 5) != get_fixed32(hdr + WAL_HCHECK_OFF)) {
+		if (r->file_size - pos < 2 * WAL_HEADER_LEN)
+			return stop_torn(r, pos);
+		header_bad = true; /* only the zero-tail test applies */
+		what = "record header check mismatch";
+		goto bad_record;
+	}
 	rec_end = pos + WAL_HEADER_LEN + len;
-	if (rec_end > r->file_size)
-		return stop_torn(r, pos); /* payload cut short */
 	if (len > WAL_MAX_PAYLOAD) {
+		header_bad = true;
 		what = "record length exceeds 1 GiB";
 		goto bad_record;
 	}
+	if (hdr[8] != WAL_TYPE_FULL) {
+		header_bad = true;
+		what = "unknown record type";
+		goto bad_record;
+	}
+	if (rec_end > r->file_size)
+		return stop_torn(r, pos); /* payload cut short */
 	rc = ensure(r, pos, WAL_HEADER_LEN + (size_t)len);
 	if (rc < 0)
 		goto out_err;
 	hdr = r->buf + (pos - r->buf_off);
-	if (hdr[8] != WAL_TYPE_FULL) {
-		what = "unknown record type";
-		goto bad_record;
-	}
-	if ((uint32_t)lsm_checksum32(hdr + 4, WAL_HEADER_LEN - 4 + len) !=
+	if (lsm_checksum32(hdr + 4, WAL_HEADER_LEN - 4 + len) !=
 	    get_fixed32(hdr)) {
 		what = "record checksum mismatch";
 		goto bad_record;
@@ -205,7 +219,7 @@ int walr_next(struct wal_reader *r, struct slice *rec, uint64_t *off)
 bad_record:
 	/* Fewer bytes than a header after it: nothing complete follows, so
 	 * this is still the last record (a torn write ending in garbage). */
-	if (r->file_size - rec_end < WAL_HEADER_LEN)
+	if (!header_bad && r->file_size - rec_end < WAL_HEADER_LEN)
 		return stop_torn(r, pos);
 	rc = zero_to_eof(r, pos);
 	if (rc < 0)

@@ -50,8 +50,8 @@ int walw_open(lsm_env *env, const char *path, struct wal_writer **out)
 	return 0;
 }
 
-/* Checksum of a record: XXH3-64 (low 32 bits) over header bytes 4..8 and
- * the payload. */
+/* Checksum of a record: XXH3-64 (low 32 bits) over header bytes 4..12
+ * and the payload. */
 static uint32_t record_checksum(const uint8_t *hdr, const void *p, size_t len)
 {
 	XXH3_state_t st;
@@ -74,9 +74,11 @@ int walw_add(struct wal_writer *w, const void *p, size_t len)
 			       "log %s: record of %zu bytes exceeds the 1 GiB "
 			       "limit",
 			       w->path, len);
-	/* [u32 checksum][u32 length][u8 type]: lsm/FORMAT.md "Record log" */
+	/* [u32 checksum][u32 length][u8 type][u32 header check]:
+	 * lsm/FORMAT.md "Record log" */
 	put_fixed32(hdr + 4, (uint32_t)len);
 	hdr[8] = WAL_TYPE_FULL;
+	put_fixed32(hdr + WAL_HCHECK_OFF, lsm_checksum32(hdr + 4, 5));
 	put_fixed32(hdr, record_checksum(hdr, p, len));
 	rc = wfile_append(w->f, hdr, sizeof(hdr));
 	if (rc == 0 && len)

@@ -15,14 +15,20 @@
  * Outcomes accepted for one damaged copy:
  *  1. lsm_open fails with LSM_E_CORRUPT, LSM_E_FORMAT or LSM_E_NOSTORE,
  *     leaves *out NULL, and lsm_errdetail() names the damaged file (or, for
- *     CURRENT, the manifest it names).
+ *     CURRENT, the manifest it names; naming another store file is
+ *     accepted with a printed note, naming none is not).
  *  2. lsm_open succeeds; every get and a full scan either return exactly
- *     the model's data, or fail with LSM_E_CORRUPT (damage found lazily in
- *     an SST). For WAL damage the data may equal the state after any
- *     prefix of the WAL's records; for every other file it must be the
+ *     the model's data, or fail with LSM_E_CORRUPT or LSM_E_FORMAT (damage
+ *     found lazily in an SST). For WAL damage the data may equal the state
+ * after any prefix of the WAL's records; for every other file it must be the
  *     full state.
  * Never: a crash, a key or value that was never written, a missing key
  * without an error.
+ *
+ * Every damaged copy is tried even after a bad outcome; each bad one is
+ * printed ("BAD DAMAGE CASE") and the test fails at the end of its file
+ * kind. A store that lost CURRENT must not be re-created empty over its
+ * old files by create_if_missing.
  *
  * Also: opening a directory that holds no store without create_if_missing
  * (LSM_E_NOSTORE), opening a store twice (LSM_E_BUSY), error_if_exists

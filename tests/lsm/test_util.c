@@ -17,8 +17,10 @@
 
 static void test_varint_roundtrip(void **state)
 {
-	uint64_t vals[] = {0, 1, 127, 128, 255, 300, 16383, 16384,
-			   UINT32_MAX, (uint64_t)UINT32_MAX + 1, UINT64_MAX};
+	uint64_t vals[] = {
+		0,         1,     127,   128,        255,
+		300,       16383, 16384, UINT32_MAX, (uint64_t)UINT32_MAX + 1,
+		UINT64_MAX};
 	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
 		uint8_t buf[10];
 		uint8_t *end = put_varint64(buf, vals[i]);
@@ -53,8 +55,7 @@ static void test_fixed_and_be(void **state)
 	assert_true(get_be64(b) == 0x0102030405060708ull);
 }
 
-static struct slice mk(uint8_t *buf, const char *k, uint64_t seq,
-		       unsigned kind)
+static struct slice mk(uint8_t *buf, const char *k, uint64_t seq, unsigned kind)
 {
 	size_t n = strlen(k);
 	memcpy(buf, k, n);
@@ -66,11 +67,14 @@ static void test_ikey_order(void **state)
 {
 	uint8_t a[32], b[32];
 	/* user key ascending */
-	assert_true(ikey_cmp(mk(a, "a", 1, IKEY_PUT), mk(b, "b", 9, IKEY_PUT)) < 0);
+	assert_true(ikey_cmp(mk(a, "a", 1, IKEY_PUT), mk(b, "b", 9, IKEY_PUT)) <
+		    0);
 	/* shorter first */
-	assert_true(ikey_cmp(mk(a, "a", 1, IKEY_PUT), mk(b, "ab", 1, IKEY_PUT)) < 0);
+	assert_true(ikey_cmp(mk(a, "a", 1, IKEY_PUT),
+			     mk(b, "ab", 1, IKEY_PUT)) < 0);
 	/* newer first among equal user keys */
-	assert_true(ikey_cmp(mk(a, "k", 9, IKEY_PUT), mk(b, "k", 1, IKEY_PUT)) < 0);
+	assert_true(ikey_cmp(mk(a, "k", 9, IKEY_PUT), mk(b, "k", 1, IKEY_PUT)) <
+		    0);
 	/* the boundary sentinel precedes every real version */
 	assert_true(ikey_cmp(mk(a, "k", IKEY_SEQ_MAX, IKEY_SENTINEL),
 			     mk(b, "k", IKEY_SEQ_MAX, IKEY_PUT)) < 0);

@@ -19,6 +19,7 @@
 #include "env/env.h"
 #include "env/env_fault.h"
 #include "util/coding.h"
+#include "util/hash.h"
 #include "util/status.h"
 #include "wal/wal.h"
 #include "wal/wal_format.h"
@@ -276,22 +277,16 @@ static void test_flipped_middle_byte_is_corruption(void **state)
 	tdir_make(&d);
 	write_log(env_posix(), d.file, sizes, N, offs);
 	all = get_file(d.file, &len);
-	/* every byte of record 2 (checksum, length, type, payload) except
-	 * those length-field bits that make it claim to run past the end */
+	/* every byte of record 2 (checksum, length, type, header check,
+	 * payload): the header check catches a damaged length, so even one
+	 * that claims to run past the end is corruption, not a torn tail */
 	for (uint64_t at = offs[2]; at < offs[3]; at++) {
 		for (int bit = 0; bit < 8; bit += 3) {
 			all[at] ^= (uint8_t)(1u << bit);
-			uint32_t claimed = get_fixed32(all + offs[2] + 4);
 			put_file(d.file, all, len);
 			all[at] ^= (uint8_t)(1u << bit);
 			int rc = read_log(d.file, sizes, 2, offs, &is_torn,
 					  &torn_off);
-			if (offs[2] + WAL_HEADER_LEN + claimed > len) {
-				/* by the rule: runs past the end = torn */
-				assert_int_equal(rc, 0);
-				assert_true(is_torn);
-				continue;
-			}
 			assert_int_equal(rc, LSM_E_CORRUPT);
 			assert_false(is_torn);
 			snprintf(want, sizeof(want), "file %s offset %llu",
@@ -316,13 +311,21 @@ static void test_flipped_last_record_is_torn(void **state)
 	tdir_make(&d);
 	write_log(env_posix(), d.file, sizes, N, offs);
 	all = get_file(d.file, &len);
+	/* a damaged checksum field or payload in the last record is a torn
+	 * write; a damaged header (length, type, header check) is not
+	 * something a crash produces: corruption */
 	for (uint64_t at = offs[3]; at < offs[4]; at++) {
+		bool in_header =
+			at >= offs[3] + 4 && at < offs[3] + WAL_HEADER_LEN;
 		all[at] ^= 0x41;
 		put_file(d.file, all, len);
 		all[at] ^= 0x41;
-		assert_int_equal(
-			read_log(d.file, sizes, 3, offs, &is_torn, &torn_off),
-			0);
+		int rc = read_log(d.file, sizes, 3, offs, &is_torn, &torn_off);
+		if (in_header) {
+			assert_int_equal(rc, LSM_E_CORRUPT);
+			continue;
+		}
+		assert_int_equal(rc, 0);
 		assert_true(is_torn);
 		assert_int_equal(torn_off, offs[3]);
 	}
@@ -391,13 +394,27 @@ static void test_oversize_length(void **state)
 
 	write_log(env_posix(), d.file, sizes, N, offs);
 	all = get_file(d.file, &len);
-	/* last record claims 0xffffffff bytes: runs past the end: torn */
+	/* last record's length damaged to 0xffffffff: its header check
+	 * fails with a whole record's bytes behind it: corruption */
 	put_fixed32(all + offs[2] + 4, 0xffffffffu);
 	put_file(d.file, all, len);
 	assert_int_equal(read_log(d.file, sizes, 2, offs, &is_torn, &torn_off),
-			 0);
-	assert_true(is_torn);
-	assert_int_equal(torn_off, offs[2]);
+			 LSM_E_CORRUPT);
+	assert_false(is_torn);
+	/* a sound header whose payload runs past the end: a torn write */
+	{
+		uint8_t *cut = malloc(len);
+		assert_non_null(cut);
+		memcpy(cut, all, len);
+		put_fixed32(cut + offs[2] + 4, (uint32_t)sizes[2]);
+		put_file(d.file, cut, len - 10);
+		assert_int_equal(
+			read_log(d.file, sizes, 2, offs, &is_torn, &torn_off),
+			0);
+		assert_true(is_torn);
+		assert_int_equal(torn_off, offs[2]);
+		free(cut);
+	}
 	/* a middle record's length shrunk: bad and followed by more file */
 	put_fixed32(all + offs[2] + 4, (uint32_t)sizes[2]);
 	put_fixed32(all + offs[1] + 4, 3);
@@ -405,9 +422,12 @@ static void test_oversize_length(void **state)
 	assert_int_equal(read_log(d.file, sizes, 1, offs, &is_torn, &torn_off),
 			 LSM_E_CORRUPT);
 	assert_false(is_torn);
-	/* an unknown type in a middle record with a valid-looking layout */
+	/* an unknown type in a middle record whose header check matches
+	 * (as a newer writer would make it) */
 	put_fixed32(all + offs[1] + 4, (uint32_t)sizes[1]);
 	all[offs[1] + 8] = 2;
+	put_fixed32(all + offs[1] + WAL_HCHECK_OFF,
+		    lsm_checksum32(all + offs[1] + 4, 5));
 	put_file(d.file, all, len);
 	assert_int_equal(read_log(d.file, sizes, 1, offs, &is_torn, &torn_off),
 			 LSM_E_CORRUPT);
