@@ -8,6 +8,11 @@
  *   [u8 kind][varint start_len][start][varint end_len][end]  RANGE_DELETE
  *
  * Entry i gets sequence number first + i.
+ *
+ * A record with first sequence 0 and count 0 is not a batch but a WAL
+ * marker, followed by varint fields (lsm/FORMAT.md "WAL markers"):
+ *   1 abandoned: the previous WAL's number and the length of its valid
+ *     prefix; written first into a WAL opened after an append failed.
  */
 #ifndef LSM_BATCH_H
 #define LSM_BATCH_H
@@ -18,6 +23,10 @@
 #include <stdint.h>
 
 #define BATCH_HEADER 12
+
+enum wal_marker_tag {
+	WAL_MARKER_ABANDONED = 1, /* varint prev WAL number, varint length */
+};
 
 struct lsm_batch {
 	uint8_t *rep; /* header + entries */

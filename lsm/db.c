@@ -39,6 +39,7 @@
 #include "iter/rangedel.h"
 #include "util/ikey.h"
 #include "util/status.h"
+#include "wal/wal_format.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -144,13 +145,81 @@ struct replay {
 	uint64_t max_seq;
 };
 
-static int replay_wal(struct replay *rp, uint64_t number)
+/* What recovery needs to know of a WAL before replaying the one before
+ * it: does it start with an "abandoned" marker, and does it hold writes? */
+struct wal_info {
+	uint64_t number;
+	bool has_marker;
+	uint64_t marker_prev, marker_len;
+	bool has_data;
+};
+
+static bool is_marker(struct slice rec)
+{
+	return rec.len >= BATCH_HEADER && batch_get_seq(rec.p) == 0 &&
+	       batch_get_count(rec.p) == 0;
+}
+
+/* Parses a marker record; LSM_E_CORRUPT if it is malformed. */
+static int parse_marker(struct slice rec, const char *path, uint64_t off,
+			struct wal_info *wi)
+{
+	const uint8_t *p = rec.p + BATCH_HEADER, *end = rec.p + rec.len;
+	if (p < end && *p == WAL_MARKER_ABANDONED) {
+		p = get_varint64(p + 1, end, &wi->marker_prev);
+		if (p)
+			p = get_varint64(p, end, &wi->marker_len);
+		if (p == end) {
+			wi->has_marker = true;
+			return 0;
+		}
+	}
+	return LSM_CORRUPT("%s: record at offset %llu: malformed WAL marker",
+			   path, (unsigned long long)off);
+}
+
+/* Reads the first records of a WAL: marker and whether it holds data. */
+static int peek_wal(lsm_db *db, struct wal_info *wi)
+{
+	struct wal_reader *r;
+	char path[4096];
+	struct slice rec;
+	uint64_t off;
+	int rc;
+
+	file_path(path, sizeof(path), db->dir, wi->number, "log");
+	rc = walr_open(db->env, path, &r);
+	if (rc)
+		return rc;
+	for (int i = 0; i < 2 && (rc = walr_next(r, &rec, &off)) == 1; i++) {
+		if (i == 0 && is_marker(rec)) {
+			rc = parse_marker(rec, path, off, wi);
+			if (rc)
+				break;
+			continue;
+		}
+		wi->has_data = true;
+		break;
+	}
+	walr_close(r);
+	return rc < 0 ? rc : 0;
+}
+
+/*
+ * Replays one WAL into the recovery memtable. `limit` is where its good
+ * part ends, if the next WAL's marker says so (UINT64_MAX if not); a torn
+ * tail is accepted only at or past that point, or, without a marker, only
+ * if no later WAL holds writes: otherwise acknowledged writes would vanish
+ * from the middle of the history.
+ */
+static int replay_wal(struct replay *rp, uint64_t number, uint64_t limit,
+		      bool later_has_data)
 {
 	lsm_db *db = rp->db;
 	struct wal_reader *r;
 	char path[4096];
 	struct slice rec;
-	uint64_t off, torn_off;
+	uint64_t off, torn_off, good_end = 0;
 	int rc;
 
 	file_path(path, sizeof(path), db->dir, number, "log");
@@ -159,6 +228,16 @@ static int replay_wal(struct replay *rp, uint64_t number)
 		return rc;
 	while ((rc = walr_next(r, &rec, &off)) == 1) {
 		uint64_t seq, count;
+		if (off >= limit)
+			break; /* the abandoned, unacknowledged tail */
+		good_end = off + WAL_HEADER_LEN + rec.len;
+		if (is_marker(rec)) {
+			struct wal_info wi = {0};
+			rc = parse_marker(rec, path, off, &wi);
+			if (rc)
+				break;
+			continue;
+		}
 		if (rec.len < BATCH_HEADER) {
 			rc = LSM_CORRUPT("%s: record at offset %llu is too "
 					 "short for a batch",
@@ -185,11 +264,23 @@ static int replay_wal(struct replay *rp, uint64_t number)
 			}
 		}
 	}
-	if (rc == 0 && walr_torn(r, &torn_off))
-		db_log(db,
-		       "%s: torn tail at offset %llu ignored (writes that "
-		       "were never acknowledged as durable)",
-		       path, (unsigned long long)torn_off);
+	if (rc == 0 && limit != UINT64_MAX && good_end < limit &&
+	    !(walr_torn(r, &torn_off) && torn_off >= limit))
+		rc = LSM_CORRUPT("%s: ends at offset %llu, but the next WAL "
+				 "records its writes up to offset %llu",
+				 path, (unsigned long long)good_end,
+				 (unsigned long long)limit);
+	if (rc == 0 && limit == UINT64_MAX && walr_torn(r, &torn_off)) {
+		if (later_has_data)
+			rc = LSM_CORRUPT("%s: damaged at offset %llu, but a "
+					 "later WAL holds newer writes",
+					 path, (unsigned long long)torn_off);
+		else
+			db_log(db,
+			       "%s: torn tail at offset %llu ignored (writes "
+			       "that were never acknowledged as durable)",
+			       path, (unsigned long long)torn_off);
+	}
 	walr_close(r);
 	return rc;
 }
@@ -340,6 +431,7 @@ static int recover(lsm_db *db)
 	struct version_edit edit;
 	struct replay rp;
 	uint64_t *wals = NULL;
+	struct wal_info *infos = NULL;
 	size_t n_wals = 0;
 	int rc;
 
@@ -382,8 +474,24 @@ static int recover(lsm_db *db)
 		rc = -ENOMEM;
 		goto out;
 	}
+	infos = calloc(n_wals ? n_wals : 1, sizeof(*infos));
+	if (!infos) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	for (size_t i = 0; i < n_wals && !rc; i++) {
-		rc = replay_wal(&rp, wals[i]);
+		infos[i].number = wals[i];
+		rc = peek_wal(db, &infos[i]);
+	}
+	for (size_t i = 0; i < n_wals && !rc; i++) {
+		uint64_t limit = UINT64_MAX;
+		bool later = false;
+		if (i + 1 < n_wals && infos[i + 1].has_marker &&
+		    infos[i + 1].marker_prev == wals[i])
+			limit = infos[i + 1].marker_len;
+		for (size_t j = i + 1; j < n_wals; j++)
+			later = later || infos[j].has_data;
+		rc = replay_wal(&rp, wals[i], limit, later);
 		if (wals[i] >= db->vs->next_file)
 			db->vs->next_file = wals[i] + 1;
 	}
@@ -427,6 +535,7 @@ out:
 	if (rp.mem)
 		mem_unref(rp.mem);
 	edit_release(&edit);
+	free(infos);
 	free(wals);
 	return rc;
 }
@@ -632,6 +741,25 @@ static int open_new_wal_locked(lsm_db *db)
 	}
 	if (rc)
 		return rc;
+	if (db->wal && db->wal_error) {
+		/* The old WAL may end in the failed, unacknowledged group.
+		 * Say where its good part ends, first thing in the new one,
+		 * so that recovery stops there and can still tell a damaged
+		 * older WAL from this one. */
+		uint8_t m[BATCH_HEADER + 1 + 20], *q = m + BATCH_HEADER;
+		memset(m, 0, BATCH_HEADER);
+		*q++ = WAL_MARKER_ABANDONED;
+		q = put_varint64(q, db->wal_number);
+		q = put_varint64(q, db->wal_good_size);
+		rc = walw_add(w, m, (size_t)(q - m));
+		if (!rc)
+			rc = walw_flush(w);
+		if (rc) {
+			walw_close(w);
+			db->env->ops->remove_file(db->env, path);
+			return rc;
+		}
+	}
 	if (db->wal) {
 		/* A later synced write in the new WAL promises that this
 		 * one's writes are durable too: sync it before moving on.
@@ -650,6 +778,7 @@ static int open_new_wal_locked(lsm_db *db)
 		walw_close(db->wal);
 	}
 	db->wal = w;
+	db->wal_good_size = walw_size(w);
 	db->imm[db->n_imm].mem = db->mem;
 	db->imm[db->n_imm].wal_number = db->wal_number;
 	db->n_imm++;
@@ -809,7 +938,10 @@ static int write_batch(lsm_db *db, struct lsm_batch *b, bool sync)
 			limit = size + (128u << 10);
 		group = b;
 		for (p = w.next; p; p = p->next) {
-			if (size + p->batch->len - BATCH_HEADER > limit)
+			/* A writer without a batch is lsm_flush() holding its
+			 * place in the queue: the group ends before it. */
+			if (!p->batch ||
+			    size + p->batch->len - BATCH_HEADER > limit)
 				break;
 			if (group == b) {
 				lsm_batch_clear(&db->group);
@@ -862,6 +994,7 @@ static int write_batch(lsm_db *db, struct lsm_batch *b, bool sync)
 
 			pthread_mutex_lock(&db->mu);
 			if (rc == 0) {
+				db->wal_good_size = walw_size(wal);
 				atomic_store_explicit(&db->last_seq,
 						      seq + count - 1,
 						      memory_order_release);
@@ -1052,9 +1185,8 @@ static int db_get(lsm_db *db, const lsm_snapshot *snap, struct slice ukey,
 		if (l == 0) {
 			for (size_t i = 0; i < v->n_files[0] && rc == 0; i++) {
 				struct file_meta *f = v->files[0][i];
-				if (f->smallest_seq > read_seq &&
-				    f->num_range_dels == 0)
-					continue;
+				if (f->smallest_seq > read_seq)
+					continue; /* all of it is newer */
 				if (!fm_overlaps(f, &ukey, &ukey))
 					continue;
 				rc = get_from_file(db, f, ukey, lookup,
@@ -1073,6 +1205,9 @@ static int db_get(lsm_db *db, const lsm_snapshot *snap, struct slice ukey,
 	db_sv_put(sv);
 	if (rc < 0)
 		return rc;
+	if (g->found && g->kind == IKEY_PUT && g->copy_malloc && !g->val &&
+	    tmax <= g->seq)
+		return -ENOMEM; /* get_cb could not copy the value */
 	if (!g->found || g->kind != IKEY_PUT || tmax > g->seq) {
 		if (g->copy_malloc)
 			free(g->val);

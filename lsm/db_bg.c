@@ -411,7 +411,7 @@ static bool compaction_allowed_locked(lsm_db *db)
 {
 	return !db->shutting_down && !db->manual_waiting &&
 	       (!db->bg_error || db->bg_error == -ENOSPC) &&
-	       db->n_compactions < db->n_threads;
+	       db->n_compactions < db->opts.background_threads;
 }
 
 static void *bg_main(void *arg)

@@ -85,6 +85,7 @@ struct lsm_db {
 	struct wal_writer *wal; /* written by the write leader only */
 	uint64_t wal_number;
 	int wal_error; /* the WAL failed: writes need a new WAL first */
+	uint64_t wal_good_size; /* WAL bytes up to the last good group */
 	int bg_error;  /* poisons writes; soft if -ENOSPC */
 	uint64_t bg_error_retry_us;
 	bool flush_running;

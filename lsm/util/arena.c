@@ -1,6 +1,8 @@
 /*
- * arena.c - bump allocation in 64 KiB blocks; large requests get their own
- * block so that a big value does not waste the rest of a block.
+ * arena.c - bump allocation in blocks that grow from 4 KiB to 64 KiB, so
+ * that a small memtable's usage tracks its contents closely; large
+ * requests get their own block so that a big value does not waste the
+ * rest of a block.
  *
  * Invariants:
  *  1. Every pointer returned is 8-byte aligned.
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 
 #define ARENA_BLOCK 65536
+#define ARENA_FIRST_BLOCK 4096
 
 struct arena_block {
 	struct arena_block *next;
@@ -24,6 +27,7 @@ void arena_init(struct arena *a)
 	a->cur = NULL;
 	a->left = 0;
 	a->blocks = NULL;
+	a->next_block = ARENA_FIRST_BLOCK;
 	atomic_init(&a->usage, 0);
 }
 
@@ -63,18 +67,20 @@ void *arena_alloc(struct arena *a, size_t n)
 		a->left -= n + pad;
 		return p;
 	}
-	if (n > ARENA_BLOCK / 4) {
+	if (n > a->next_block / 4) {
 		/* Oversized: own block, keep the current one for small ones.
 		 * It was pushed in front of the list, which is fine: the list
 		 * only serves release. */
 		b = arena_new_block(a, n);
 		return b ? b->data : NULL;
 	}
-	b = arena_new_block(a, ARENA_BLOCK);
+	b = arena_new_block(a, a->next_block);
 	if (!b)
 		return NULL;
 	a->cur = b->data + n;
-	a->left = ARENA_BLOCK - n;
+	a->left = a->next_block - n;
+	if (a->next_block < ARENA_BLOCK)
+		a->next_block *= 2;
 	return b->data;
 }
 

@@ -17,6 +17,7 @@ struct arena {
 	char *cur;                  /* next free byte in the current block */
 	size_t left;                /* bytes left in the current block */
 	struct arena_block *blocks; /* every block, newest first */
+	size_t next_block;          /* size of the next block */
 	_Atomic size_t usage;       /* bytes of all blocks, with overhead */
 };
 

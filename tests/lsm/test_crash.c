@@ -552,11 +552,12 @@ static void maybe_background_op(struct cctx *c)
 
 /* ---- power cuts ---- */
 
-static void run_power_cuts(uint64_t seed, unsigned n_cycles)
+static void run_power_cuts(void **state, uint64_t seed, unsigned n_cycles)
 {
 	struct cctx *c = calloc(1, sizeof(*c));
 	assert_non_null(c);
 	cctx_init(c, "powercut", seed);
+	*state = c; /* freed by crash_teardown if the test fails */
 	print_message("powercut seed=%llu cycles=%u dir=%s\n",
 		      (unsigned long long)seed, n_cycles, c->dir);
 	watchdog_arm(300, "powercut: open");
@@ -608,38 +609,37 @@ static void run_power_cuts(uint64_t seed, unsigned n_cycles)
 		      "dropped acknowledged unsynced batches (allowed)\n",
 		      (unsigned long long)seed, c->n_cuts, c->n_torn,
 		      c->n_lost_unsynced);
+	*state = NULL;
 	cctx_free(c);
 	free(c);
 }
 
 static void test_power_cut(void **state)
 {
-	(void)state;
 	unsigned n = 220 / test_scale();
-	run_power_cuts(11, n < 20 ? 20 : n);
+	run_power_cuts(state, 11, n < 20 ? 20 : n);
 }
 
 static void test_power_cut_env_seed(void **state)
 {
-	(void)state;
 	const char *s = getenv("LSM_TEST_SEED");
 	if (s == NULL || s[0] == '\0') {
 		print_message("LSM_TEST_SEED not set\n");
 		skip();
 	}
 	unsigned n = 220 / test_scale();
-	run_power_cuts(strtoull(s, NULL, 0), n < 20 ? 20 : n);
+	run_power_cuts(state, strtoull(s, NULL, 0), n < 20 ? 20 : n);
 }
 
 /* A cut right after the first writes to a new store, before anything was
  * synced: the store must open (empty or with a prefix). */
 static void test_power_cut_fresh_store(void **state)
 {
-	(void)state;
 	for (unsigned i = 0; i < 20; i++) {
 		struct cctx *c = calloc(1, sizeof(*c));
 		assert_non_null(c);
 		cctx_init(c, "powercut-fresh", 100 + i);
+		*state = c;
 		c->cycle = i;
 		watchdog_arm(60, "powercut-fresh");
 		assert_int_equal(open_db(c), 0);
@@ -655,6 +655,7 @@ static void test_power_cut_fresh_store(void **state)
 			CFAIL(c, "fresh store after cut does not open: %d (%s)",
 			      rc, lsm_errdetail());
 		verify_recovered(c, "fresh store after cut");
+		*state = NULL;
 		cctx_free(c);
 		free(c);
 	}
@@ -665,10 +666,10 @@ static void test_power_cut_fresh_store(void **state)
 
 static void test_enospc(void **state)
 {
-	(void)state;
 	struct cctx *c = calloc(1, sizeof(*c));
 	assert_non_null(c);
 	cctx_init(c, "enospc", 7);
+	*state = c; /* freed by crash_teardown if the test fails */
 	unsigned iters = 30 / test_scale();
 	if (iters < 6)
 		iters = 6;
@@ -734,6 +735,7 @@ static void test_enospc(void **state)
 	print_message("enospc: %u cycles, %u never hit the limit\n", iters,
 		      n_no_error);
 	assert_true(n_no_error < iters);
+	*state = NULL;
 	cctx_free(c);
 	free(c);
 }
@@ -742,10 +744,10 @@ static void test_enospc(void **state)
 
 static void test_fail_nth(void **state)
 {
-	(void)state;
 	struct cctx *c = calloc(1, sizeof(*c));
 	assert_non_null(c);
 	cctx_init(c, "fail_nth", 99);
+	*state = c; /* freed by crash_teardown if the test fails */
 	unsigned cycles = 120 / test_scale();
 	if (cycles < 12)
 		cycles = 12;
@@ -808,8 +810,24 @@ static void test_fail_nth(void **state)
 	print_message("fail_nth: %u cycles, %u writes failed, %u opens "
 		      "failed\n",
 		      cycles, n_hit, n_open_failed);
+	*state = NULL;
 	cctx_free(c);
 	free(c);
+}
+
+/* A failed test leaves its context behind (fail() jumps out): close the
+ * store, remove its directory, and disarm the watchdog so that it cannot
+ * fire in the next test. */
+static int crash_teardown(void **state)
+{
+	struct cctx *c = *state;
+	alarm(0);
+	if (c != NULL) {
+		cctx_free(c);
+		free(c);
+		*state = NULL;
+	}
+	return 0;
 }
 
 int main(void)
@@ -818,11 +836,13 @@ int main(void)
 	if (getenv("LSM_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("LSM_TEST_FILTER"));
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_power_cut_fresh_store),
-		cmocka_unit_test(test_power_cut),
-		cmocka_unit_test(test_power_cut_env_seed),
-		cmocka_unit_test(test_enospc),
-		cmocka_unit_test(test_fail_nth),
+		cmocka_unit_test_teardown(test_power_cut_fresh_store,
+					  crash_teardown),
+		cmocka_unit_test_teardown(test_power_cut, crash_teardown),
+		cmocka_unit_test_teardown(test_power_cut_env_seed,
+					  crash_teardown),
+		cmocka_unit_test_teardown(test_enospc, crash_teardown),
+		cmocka_unit_test_teardown(test_fail_nth, crash_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -973,10 +973,29 @@ static void do_reopen(struct mctx *c)
 	do_iter(c, true);
 }
 
-static void run_model(uint64_t seed, uint64_t n_ops)
+/* Frees a context in any state: snapshots, handle, directory, memory. */
+static void mctx_free(struct mctx *c)
+{
+	if (c->db != NULL) {
+		release_all_snaps(c);
+		lsm_close(c->db);
+		c->db = NULL;
+	}
+	for (int i = 0; i < c->n_snaps; i++)
+		free(c->snaps[i].state);
+	if (c->dir[0] != '\0')
+		remove_test_dir(c->dir);
+	lsm_batch_free(c->batch);
+	free(c->model);
+	keytab_free(&c->kt);
+	free(c);
+}
+
+static void run_model(uint64_t seed, uint64_t n_ops, struct mctx **owner)
 {
 	struct mctx *c = calloc(1, sizeof(*c));
 	assert_non_null(c);
+	*owner = c;
 	c->seed = seed;
 	c->rs = mix64(seed);
 	c->next_vgen = 1;
@@ -1070,30 +1089,46 @@ static void run_model(uint64_t seed, uint64_t n_ops)
 		(unsigned long long)c->n_reopen);
 	assert_int_equal(lsm_close(c->db), 0);
 	c->db = NULL;
-	remove_test_dir(c->dir);
-	lsm_batch_free(c->batch);
-	free(c->model);
-	keytab_free(&c->kt);
-	free(c);
+	*owner = NULL;
+	mctx_free(c);
 }
 
 #define OPS_PER_SEED 250000
 
+/* One model run: its seed and, while it runs, its context (so that the
+ * teardown can clean up after a failure). */
+struct model_case {
+	uint64_t seed;
+	struct mctx *c;
+};
+
 static void test_model_seed(void **state)
 {
-	uint64_t seed = (uint64_t)(uintptr_t)*state;
-	run_model(seed, OPS_PER_SEED / test_scale());
+	struct model_case *mc = *state;
+	run_model(mc->seed, OPS_PER_SEED / test_scale(), &mc->c);
 }
 
 static void test_model_env_seed(void **state)
 {
-	(void)state;
+	struct model_case *mc = *state;
 	const char *s = getenv("LSM_TEST_SEED");
 	if (s == NULL || s[0] == '\0') {
 		print_message("LSM_TEST_SEED not set\n");
 		skip();
 	}
-	run_model(strtoull(s, NULL, 0), OPS_PER_SEED / test_scale());
+	run_model(strtoull(s, NULL, 0), OPS_PER_SEED / test_scale(), &mc->c);
+}
+
+/* After a failure (fail() jumps out of run_model): release the snapshots,
+ * close the store, remove its directory. */
+static int model_teardown(void **state)
+{
+	struct model_case *mc = *state;
+	if (mc->c != NULL) {
+		mctx_free(mc->c);
+		mc->c = NULL;
+	}
+	return 0;
 }
 
 /* ---- concurrent writers and readers ---- */
@@ -1632,16 +1667,20 @@ int main(void)
 	/* LSM_TEST_FILTER=pattern runs only the matching tests */
 	if (getenv("LSM_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("LSM_TEST_FILTER"));
+	struct model_case cases[] = {
+		{1, NULL}, {2, NULL}, {3, NULL}, {20261124, NULL}, {0, NULL},
+	};
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_prestate(test_model_seed,
-					  (void *)(uintptr_t)1),
-		cmocka_unit_test_prestate(test_model_seed,
-					  (void *)(uintptr_t)2),
-		cmocka_unit_test_prestate(test_model_seed,
-					  (void *)(uintptr_t)3),
-		cmocka_unit_test_prestate(test_model_seed,
-					  (void *)(uintptr_t)20261124),
-		cmocka_unit_test(test_model_env_seed),
+		cmocka_unit_test_prestate_setup_teardown(
+			test_model_seed, NULL, model_teardown, &cases[0]),
+		cmocka_unit_test_prestate_setup_teardown(
+			test_model_seed, NULL, model_teardown, &cases[1]),
+		cmocka_unit_test_prestate_setup_teardown(
+			test_model_seed, NULL, model_teardown, &cases[2]),
+		cmocka_unit_test_prestate_setup_teardown(
+			test_model_seed, NULL, model_teardown, &cases[3]),
+		cmocka_unit_test_prestate_setup_teardown(
+			test_model_env_seed, NULL, model_teardown, &cases[4]),
 		cmocka_unit_test(test_model_threads),
 		cmocka_unit_test(test_small_write_buffer_holds_many_writes),
 		cmocka_unit_test(test_flush_during_group_commit),
