@@ -137,20 +137,15 @@ int db_write_level0(lsm_db *db, struct memtable *m, struct version_edit *e)
 	return rc;
 }
 
-void db_delete_obsolete_wals_locked(lsm_db *db)
+void db_delete_wal_locked(lsm_db *db, uint64_t number)
 {
-	/* Every WAL below log_number is retired (invariant 3 of db.c).
-	 * Their numbers are not tracked individually: try the range since
-	 * the last sweep. */
-	static const int max_sweep = 64;
+	/* Every memtable has exactly one WAL, so the WAL of a flushed
+	 * memtable is retired by the edit that recorded the flush
+	 * (invariant 3 of db.c). A failure leaves a leftover that the next
+	 * open removes. */
 	char path[4096];
-	uint64_t upto = db->vs->log_number;
-	uint64_t from = upto > (uint64_t)max_sweep ? upto - max_sweep : 1;
-	for (uint64_t n = from; n < upto; n++) {
-		file_path(path, sizeof(path), db->dir, n, "log");
-		if (db->env->ops->file_exists(db->env, path) == 1)
-			db->env->ops->remove_file(db->env, path);
-	}
+	file_path(path, sizeof(path), db->dir, number, "log");
+	db->env->ops->remove_file(db->env, path);
 }
 
 static void set_bg_error_locked(lsm_db *db, int rc, const char *what)
@@ -209,6 +204,7 @@ static void do_flush_locked(lsm_db *db)
 		compact_result_release(&res);
 	}
 	if (rc == 0) {
+		uint64_t wal = db->imm[0].wal_number;
 		mem_unref(db->imm[0].mem);
 		memmove(&db->imm[0], &db->imm[1],
 			(size_t)(db->n_imm - 1) * sizeof(db->imm[0]));
@@ -216,7 +212,7 @@ static void do_flush_locked(lsm_db *db)
 		db->imm_flushed++;
 		STAT_ADD(db, flushes, 1);
 		db_install_sv_locked(db);
-		db_delete_obsolete_wals_locked(db);
+		db_delete_wal_locked(db, wal);
 	} else {
 		set_bg_error_locked(db, rc, "flush");
 	}

@@ -86,7 +86,7 @@ struct lsm_db {
 	uint64_t wal_number;
 	int wal_error; /* the WAL failed: writes need a new WAL first */
 	uint64_t wal_good_size; /* WAL bytes up to the last good group */
-	int bg_error;  /* poisons writes; soft if -ENOSPC */
+	int bg_error;           /* poisons writes; soft if -ENOSPC */
 	uint64_t bg_error_retry_us;
 	bool flush_running;
 	int n_compactions;
@@ -134,7 +134,8 @@ int db_compact_range(lsm_db *db, const struct slice *lo,
 /* Writes a memtable to an L0 file during recovery (no threads yet). */
 int db_write_level0(lsm_db *db, struct memtable *m, struct version_edit *e);
 void db_snapshot_seqs_locked(lsm_db *db, uint64_t **seqs, size_t *n);
-void db_delete_obsolete_wals_locked(lsm_db *db);
+/* Removes the WAL of a memtable whose flush the manifest recorded. */
+void db_delete_wal_locked(lsm_db *db, uint64_t number);
 
 /* db_iter.c */
 int db_iter_new(lsm_db *db, const lsm_iter_options *o, lsm_iter **out);
