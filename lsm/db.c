@@ -1038,9 +1038,25 @@ int lsm_write(lsm_db *db, lsm_batch *b, int flags)
 		return -EINVAL;
 	if (flags & ~LSM_SYNC)
 		return lsm_err(-EINVAL, "lsm_write: unknown flags 0x%x", flags);
-	if (batch_get_count(b->rep) == 0)
+	if (batch_get_count(b->rep) == 0 && !(flags & LSM_SYNC))
 		return 0;
+	/* An empty synced batch still goes through the queue: its group's
+	 * fsync covers every write before it (lsm_sync). */
 	return write_batch(db, b, (flags & LSM_SYNC) != 0);
+}
+
+int lsm_sync(lsm_db *db)
+{
+	struct lsm_batch b;
+	int rc;
+	if (!db)
+		return -EINVAL;
+	rc = batch_init(&b);
+	if (rc)
+		return rc;
+	rc = write_batch(db, &b, true);
+	batch_release(&b);
+	return rc;
 }
 
 /* Single-operation writes build a small batch on the stack's heap. */

@@ -154,6 +154,9 @@ LSM_API int lsm_batch_delete_range(lsm_batch *b, const void *start,
 LSM_API uint32_t lsm_batch_count(const lsm_batch *b);
 /* Applies b; b is unchanged and may be reused. */
 LSM_API int lsm_write(lsm_db *db, lsm_batch *b, int flags);
+/* Makes every write acknowledged so far durable (one WAL fsync, shared
+ * with concurrent synced writers). */
+LSM_API int lsm_sync(lsm_db *db);
 
 /*
  * Point reads. `snap` may be NULL to read the latest state.
