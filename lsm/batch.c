@@ -170,7 +170,7 @@ int batch_append(struct lsm_batch *dst, const struct lsm_batch *src)
 int batch_iterate(const uint8_t *rep, size_t len, batch_fn fn, void *ctx,
 		  const char *what, uint64_t off)
 {
-	const uint8_t *p = rep + BATCH_HEADER, *end = rep + len;
+	const uint8_t *p, *end;
 	uint64_t seq;
 	uint32_t count, i;
 
@@ -178,6 +178,8 @@ int batch_iterate(const uint8_t *rep, size_t len, batch_fn fn, void *ctx,
 		return LSM_CORRUPT("%s: record at offset %llu: batch of %zu "
 				   "bytes is too short",
 				   what, (unsigned long long)off, len);
+	p = rep + BATCH_HEADER;
+	end = rep + len;
 	seq = batch_get_seq(rep);
 	count = batch_get_count(rep);
 	for (i = 0; i < count; i++) {

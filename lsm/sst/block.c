@@ -12,7 +12,8 @@
  * Invariants:
  *  1. The builder emits a restart at entry 0 and after every `interval`
  *     entries; a finished block always has at least one restart.
- *  2. block_parse() accepts only restart offsets <= data_len; every entry
+ *  2. block_parse() accepts only restart offsets that start at 0, ascend
+ *     strictly and lie below data_len; every entry
  *     decode checks its varints, `shared <= previous key length` and that
  *     key and value lie inside the entry region. Nothing in a block can make
  *     the iterator read outside it.
@@ -168,9 +169,13 @@ int block_parse(const uint8_t *p, size_t len, const char *path, uint64_t off,
 				   path, (unsigned long long)off, n, len);
 	size_t data_len = len - 4 - (size_t)n * 4;
 	const uint8_t *r = p + data_len;
-	for (uint32_t i = 0; i < n; i++) {
+	/* lsm/FORMAT.md: the first restart is 0, the others ascend strictly
+	 * and each starts an entry, so lies before the end of the data. */
+	for (uint32_t i = 0, prev = 0; i < n; i++) {
 		uint32_t ro = get_fixed32(r + 4 * (size_t)i);
-		if (ro > data_len || (i == 0 && ro != 0))
+		bool bad = i == 0 ? ro != 0 : ro <= prev || ro >= data_len;
+		prev = ro;
+		if (bad)
 			return LSM_CORRUPT("file %s offset %llu: restart %u "
 					   "at %u outside block data (%zu)",
 					   path, (unsigned long long)off, i, ro,

@@ -265,10 +265,13 @@ static int dec_new_file(struct dec *d, struct version_edit *e)
 int edit_decode(struct version_edit *e, const uint8_t *p, size_t len,
 		const char *path, uint64_t off)
 {
-	struct dec d = {p, p + len, p, path, off};
+	struct dec d;
 	int rc = 0;
 
 	edit_init(e);
+	if (len == 0)
+		return 0; /* an empty edit (and p may be NULL) */
+	d = (struct dec){p, p + len, p, path, off};
 	while (d.p < d.end && rc == 0) {
 		uint64_t tag = 0, v = 0;
 		int level = 0;

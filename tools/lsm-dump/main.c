@@ -591,8 +591,7 @@ static void print_file_meta(int level, const struct file_meta *f,
 	       f->num_deletions, f->num_range_dels, f->time_lo, f->time_hi);
 }
 
-static void print_edit(const struct version_edit *e,
-		       const struct dump_opts *o)
+static void print_edit(const struct version_edit *e, const struct dump_opts *o)
 {
 	if (e->has_format)
 		printf("  format %u\n", e->format);
@@ -753,7 +752,7 @@ static int cmp_live(const void *a, const void *b)
 	const struct live_file *x = a, *y = b;
 	if (x->level != y->level)
 		return x->level < y->level ? -1 : 1;
-	return x->f->number < y->f->number	 ? -1
+	return x->f->number < y->f->number   ? -1
 	       : x->f->number > y->f->number ? 1
 					     : 0;
 }
@@ -879,8 +878,7 @@ static int dump_dir(const char *dir, const struct dump_opts *o)
 	printf("%s: %" PRIu64 " edits%s; format %u, log number %" PRIu64
 	       ", next file %" PRIu64 ", last seq %" PRIu64 "\n",
 	       man, s.n_edits, is_torn ? " (then a torn tail)" : "",
-	       s.sum.format, s.sum.log_number, s.sum.next_file,
-	       s.sum.last_seq);
+	       s.sum.format, s.sum.log_number, s.sum.next_file, s.sum.last_seq);
 	qsort(s.files, s.n_files, sizeof(*s.files), cmp_live);
 	for (int l = 0; l < LSM_MAX_LEVELS; l++) {
 		uint64_t n = 0, bytes = 0;
@@ -936,6 +934,7 @@ static int dump_dir(const char *dir, const struct dump_opts *o)
 		}
 	}
 	fputs("other files:", stdout);
+	size_t n_other = 0;
 	for (size_t i = 0; i < n_names; i++) {
 		uint64_t num = 0;
 		bool is_listed = false;
@@ -947,13 +946,15 @@ static int dump_dir(const char *dir, const struct dump_opts *o)
 			if (is_listed)
 				continue;
 			printf(" %s(not in the manifest)", names[i]);
+			n_other++;
 			continue;
 		}
-		if (!strcmp(names[i], man))
+		if (!strcmp(names[i], man) || !strcmp(names[i], "CURRENT"))
 			continue;
 		printf(" %s", names[i]);
+		n_other++;
 	}
-	putchar('\n');
+	puts(n_other ? "" : " (none)");
 out:
 	env_free_names(names, n_names);
 	free(man);
@@ -987,8 +988,7 @@ int main(int argc, char **argv)
 			else if (!strcmp(optarg, "current"))
 				o.kind = KIND_CURRENT;
 			else {
-				fprintf(stderr,
-					"lsm-dump: unknown kind '%s'\n",
+				fprintf(stderr, "lsm-dump: unknown kind '%s'\n",
 					optarg);
 				usage(stderr);
 				return 2;
@@ -1039,8 +1039,9 @@ int main(int argc, char **argv)
 	}
 	if (S_ISDIR(st.st_mode)) {
 		if (o.kind != KIND_NONE) {
-			fprintf(stderr, "lsm-dump: --kind applies to a file, "
-					"%s is a directory\n",
+			fprintf(stderr,
+				"lsm-dump: --kind applies to a file, "
+				"%s is a directory\n",
 				path);
 			return 2;
 		}
