@@ -879,7 +879,12 @@ static int make_room_locked(lsm_db *db, bool force)
 			allow_delay = false;
 			continue;
 		}
-		if (!force && mem_usage(db->mem) <= db->opts.write_buffer_size)
+		/* Range tombstones in a memtable are found by a scan: cap
+		 * their number, so reads stay cheap however many ranges are
+		 * deleted (SSTs index theirs as fragments). */
+		if (!force &&
+		    mem_usage(db->mem) <= db->opts.write_buffer_size &&
+		    mem_num_tombs(db->mem) < DB_MAX_MEM_TOMBS)
 			return 0;
 		if (force && mem_is_empty(db->mem))
 			return 0;

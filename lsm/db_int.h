@@ -27,6 +27,8 @@
 #include <string.h>
 
 #define DB_MAX_IMM 16
+/* A memtable holding this many range tombstones is switched out. */
+#define DB_MAX_MEM_TOMBS 256
 
 /*
  * What a reader needs: the memtables and the version, referenced

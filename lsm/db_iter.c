@@ -572,8 +572,28 @@ static int collect_file_tombs(lsm_iter *it, struct file_meta *f)
 	if (rc)
 		return rc;
 	t = tcache_table(h);
-	for (size_t i = 0; i < t->n_rt && !rc; i++)
-		rc = add_tomb(it, t->rt[i].start, t->rt[i].end, t->rt[i].seq);
+	if (t->frag && t->max_tomb_seq <= it->seq) {
+		/* Every tombstone of the file is visible: take its fragments
+		 * that meet the bounds, found by binary search, so that a
+		 * bounded iterator costs nothing for the file's other
+		 * tombstones. Fragments keep each span's newest seq, which is
+		 * all coverage needs. */
+		struct slice fs, fe,
+			at = it->has_lower ? buf_slice(&it->lower)
+					   : slice_make("", 0);
+		uint64_t fseq;
+		while (!rc && tomb_set_find(t->frag, at, &fs, &fe, &fseq)) {
+			if (it->has_upper &&
+			    slice_cmp(fs, buf_slice(&it->upper)) >= 0)
+				break;
+			rc = add_tomb(it, fs, fe, fseq);
+			at = fe;
+		}
+	} else {
+		for (size_t i = 0; i < t->n_rt && !rc; i++)
+			rc = add_tomb(it, t->rt[i].start, t->rt[i].end,
+				      t->rt[i].seq);
+	}
 	cache_release(it->db->table_cache, h);
 	return rc;
 }

@@ -1,10 +1,11 @@
 # Sourced by tools/test and tools/quickstart: installs the Debian packages
 # lsmfs needs to build and test, when any is missing.
 LSMFS_DEPS=(
-  gcc meson ninja-build pkg-config clang-format
+  gcc meson ninja-build pkg-config clang-format valgrind
   libcmocka-dev liblz4-dev libzstd-dev libxxhash-dev
   libfuse3-dev fuse3
   librocksdb-dev libleveldb-dev
+  python3 python3-pytest git
 )
 
 lsmfs_install_deps() {

@@ -1,0 +1,138 @@
+/*
+ * fs.h - the lsmfs daemon context and the prototypes shared by its
+ * modules (see fs/README.md for the module list and lock order).
+ */
+#ifndef LSMFS_FS_H
+#define LSMFS_FS_H
+
+#ifndef FUSE_USE_VERSION
+#define FUSE_USE_VERSION 312
+#endif
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <syslog.h>
+
+#include "inode.h"
+#include "itable.h"
+#include "keys.h"
+#include "lsm.h"
+
+#define LSMFS_VERSION "0.1.0"
+#define FS_NAME_MAX 255
+#define FS_XATTR_SIZE_MAX 65536
+
+/* Mount options (opts.c). Booleans default on unless noted. */
+struct lsmfs_opts {
+	char *store;      /* absolute path of the store directory */
+	char *mountpoint; /* as given */
+	int foreground;   /* -f; default off */
+	int debug;        /* -d; default off */
+	int show_help;
+	int show_version;
+	int n_bad_args; /* extra arguments seen while parsing */
+	int writeback_cache;
+	int readdirplus;
+	int keep_cache;
+	int allow_other; /* default off */
+	int nonempty;    /* default off: refuse a non-empty mount point */
+	unsigned max_write;
+	double entry_timeout;
+	double attr_timeout;
+	double negative_timeout;
+};
+
+/* The daemon context: one per mounted store (no global state). */
+struct lsmfs {
+	lsm_db *db;
+	struct itable *itab;
+	const struct lsmfs_opts *opts;
+	bool use_syslog;
+
+	pthread_mutex_t alloc_mu; /* protects the three fields below */
+	uint64_t next_ino;        /* next inode number to hand out */
+	uint64_t chunk_end;       /* end of the chunk next_ino is in */
+	uint64_t persisted_end;   /* chunk end the stored superblock has */
+	struct lsmfs_super sb;    /* as loaded; next_ino kept above */
+};
+
+/* opts.c */
+/* Parses argv into opts and the arguments left for fuse_session_new().
+ * Returns 0, or -1 after printing a message. */
+int opts_parse(int argc, char **argv, struct lsmfs_opts *opts,
+	       struct fuse_args *fargs);
+void opts_usage(const char *prog);
+void opts_free(struct lsmfs_opts *opts);
+
+/* main.c */
+void fs_log(struct lsmfs *fs, int prio, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Shared helpers (ops_attr.c).
+ */
+/* Hands out a new inode number. When the chunk advances, *sb_end is the
+ * chunk end to record in the superblock in the same batch (else 0). */
+int fs_ino_alloc(struct lsmfs *fs, uint64_t *ino, uint64_t *sb_end);
+/* After a batch carrying sb_end committed. */
+void fs_ino_persisted(struct lsmfs *fs, uint64_t sb_end);
+/* Adds the superblock with chunk end sb_end to b. */
+int fs_batch_put_super(struct lsmfs *fs, lsm_batch *b, uint64_t sb_end);
+int fs_batch_put_inode(lsm_batch *b, uint64_t ino, const struct lsmfs_inode *in,
+		       const char *target, size_t target_len);
+/* Deletes the inode record, its blocks, xattrs and orphan key. With in
+ * NULL (unknown record) uses range deletions for blocks and xattrs. */
+int fs_batch_drop_inode(lsm_batch *b, uint64_t ino,
+			const struct lsmfs_inode *in);
+/* Deletes blocks [first, end_idx) of ino: point deletes when few, else one
+ * range deletion (end_idx UINT64_MAX: every block from first on). */
+int fs_batch_drop_blocks(lsm_batch *b, uint64_t ino, uint64_t first,
+			 uint64_t end_idx);
+/* Reads blocks [off, off + size) of ino into buf (holes as zeros); the
+ * caller clamps to the file size. */
+int fs_read_data(struct lsmfs *fs, uint64_t ino, uint64_t off, size_t size,
+		 char *buf);
+void fs_fill_entry(struct lsmfs *fs, uint64_t ino, const struct lsmfs_inode *in,
+		   struct fuse_entry_param *ep);
+/* Registers the ops of one module. */
+void ops_attr_register(struct fuse_lowlevel_ops *ops);
+void ops_dir_register(struct fuse_lowlevel_ops *ops);
+void ops_file_register(struct fuse_lowlevel_ops *ops);
+void ops_xattr_register(struct fuse_lowlevel_ops *ops);
+
+/* ops_dir.c: shared with create. */
+/* Creates name in parent (one batch: inode, dirent, parent times, maybe
+ * the superblock). On success fills *ep, counts a kernel lookup and, when
+ * is_open, counts an open handle and returns the child with a reference
+ * in *child (else *child is NULL). */
+int dir_make_node(struct lsmfs *fs, fuse_req_t req, uint64_t parent,
+		  const char *name, mode_t mode, dev_t rdev, const char *target,
+		  bool is_open, struct fuse_entry_param *ep,
+		  struct inode_ent **child);
+/* Looks name up in parent; on success counts a kernel lookup, fills *ep
+ * and returns the child with a reference. */
+int dir_lookup_entry(struct lsmfs *fs, uint64_t parent, const char *name,
+		     struct fuse_entry_param *ep, struct inode_ent **child);
+
+/* ops_file.c: data helpers shared with setattr. */
+/* Adds to b the changes that cut the data of ino to new_size. */
+int file_truncate_batch(struct lsmfs *fs, lsm_batch *b, uint64_t ino,
+			uint64_t old_size, uint64_t new_size);
+
+/* orphan.c */
+/* The last link of e's inode is gone (e->mu held, e->in updated with
+ * nlink 0): keep it as an orphan while open, else delete it. Adds to b. */
+int orphan_unlinked_locked(struct lsmfs *fs, lsm_batch *b, struct inode_ent *e,
+			   const struct lsmfs_inode *in);
+/* After a committed unlink: the cache reflects the deletion. */
+void orphan_unlinked_done_locked(struct inode_ent *e,
+				 const struct lsmfs_inode *in);
+/* An open handle of e closed (e->mu held); deletes an orphan at the
+ * last close. */
+int orphan_release_locked(struct lsmfs *fs, struct inode_ent *e);
+/* Mount-time sweep of orphans left by a crash; *n_swept counts them. */
+int orphan_sweep(struct lsmfs *fs, uint64_t *n_swept);
+
+#endif /* LSMFS_FS_H */
