@@ -2,12 +2,13 @@
  * pick.c - the leveled strategy: which files to compact next.
  *
  * Level targets are dynamic: the last level's actual size fixes the
- * targets of the levels above it, each `multiplier` times smaller, and
- * the base level (where L0 compacts to) is the highest level whose target
- * is still above max_bytes_for_level_base / multiplier. So a small store
- * has L0 compact straight into the last level, and most data always sits
- * in the last level, which bounds space amplification near
- * 1 + 1/multiplier.
+ * targets of the levels above it, each `multiplier` times smaller, down to
+ * the base level (where L0 compacts to), whose target is never below
+ * max_bytes_for_level_base. So a small store has L0 compact straight into
+ * the last level; once the last level outgrows the base size, the base
+ * level sits above it with at least the base size; and as the store grows
+ * the last level holds most of the data (space amplification near
+ * 1 + 1/multiplier).
  *
  * Scores: L0 = files / trigger; levels base..last-1 = bytes / target;
  * levels above base that still hold data (the base moved) get a score
@@ -42,8 +43,15 @@ int compact_targets(const struct version *v, const struct pick_opts *o,
 		targets[1] = UINT64_MAX;
 		return 1;
 	}
+	/* Walk up from the last level; the base level's target never drops
+	 * below max_bytes_for_level_base. A base level much smaller than
+	 * the level under it would make every byte moving down rewrite many
+	 * bytes there (write amplification); much larger than what L0 brings
+	 * would make every L0 compaction rewrite it. */
 	while (base > 1 && t > o->base_bytes) {
 		t /= (uint64_t)o->multiplier;
+		if (t < o->base_bytes)
+			t = o->base_bytes;
 		base--;
 	}
 	/* While the last level is small its target is the base size. */
