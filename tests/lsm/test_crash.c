@@ -57,73 +57,12 @@
 #include "env/env.h"
 #include "env/env_fault.h"
 #include "lsm.h"
+#include "testutil.h"
 
 #define N_KEYS 1000
 #define KEY_LEN 7 /* "k" + 6 digits */
 #define MAX_BOPS 12
 #define MAX_VALUE 5000
-
-/* ---- small helpers (duplicated per test file on purpose: no shared
- * test library) ---- */
-
-static uint64_t mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s += 0x9e3779b97f4a7c15ull;
-	return mix64(*s);
-}
-
-static uint64_t rnd_below(uint64_t *s, uint64_t n)
-{
-	return rnd(s) % n;
-}
-
-static int rm_cb(const char *p, const struct stat *sb, int flag,
-		 struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(p);
-	return 0;
-}
-
-static void make_test_dir(char *buf, size_t cap, const char *tag)
-{
-	const char *base = getenv("LSM_TEST_DIR");
-	struct stat st;
-	if (base == NULL || base[0] == '\0') {
-		if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) &&
-		    access("/dev/shm", W_OK) == 0)
-			base = "/dev/shm";
-		else
-			base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	}
-	snprintf(buf, cap, "%s/lsm-%s-XXXXXX", base, tag);
-	assert_non_null(mkdtemp(buf));
-	strncat(buf, "/db", cap - strlen(buf) - 1);
-}
-
-static void remove_test_dir(char *path)
-{
-	char *slash = strrchr(path, '/');
-	if (slash != NULL)
-		*slash = '\0';
-	nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static unsigned test_scale(void)
-{
-	const char *s = getenv("LSM_TEST_SCALE");
-	long v = s ? strtol(s, NULL, 10) : 1;
-	return v >= 1 ? (unsigned)v : 1;
-}
 
 /* ---- watchdog: a hang becomes a failure naming the phase ---- */
 

@@ -59,6 +59,7 @@
 #include <unistd.h>
 
 #include "lsm.h"
+#include "testutil.h"
 
 #define MAX_KEY 24
 #define MAX_SNAPS 5
@@ -67,25 +68,7 @@
 
 /* ---- random numbers (splitmix64; one state per user, no globals) ---- */
 
-static uint64_t mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s += 0x9e3779b97f4a7c15ull;
-	return mix64(*s);
-}
-
 /* uniform in [0, n) for n > 0 */
-static uint64_t rnd_below(uint64_t *s, uint64_t n)
-{
-	return rnd(s) % n;
-}
-
 static bool chance(uint64_t *s, unsigned per_million)
 {
 	return rnd_below(s, 1000000) < per_million;
@@ -265,56 +248,6 @@ static bool value_self_check(const uint8_t *v, size_t len, uint32_t kidx)
 	uint8_t exp[MAX_VALUE];
 	fill_value(exp, len, kidx, g);
 	return memcmp(exp, v, len) == 0;
-}
-
-/* ---- test directories ---- */
-
-static int rm_cb(const char *p, const struct stat *sb, int flag,
-		 struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(p);
-	return 0;
-}
-
-static void rm_rf(const char *path)
-{
-	nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void make_test_dir(char *buf, size_t cap, const char *tag)
-{
-	const char *base = getenv("LSM_TEST_DIR");
-	struct stat st;
-	if (base == NULL || base[0] == '\0') {
-		/* tmpfs when available: the test is about logic, not disks */
-		if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) &&
-		    access("/dev/shm", W_OK) == 0)
-			base = "/dev/shm";
-		else
-			base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	}
-	snprintf(buf, cap, "%s/lsm-%s-XXXXXX", base, tag);
-	assert_non_null(mkdtemp(buf));
-	/* the store lives in a subdirectory the engine creates */
-	strncat(buf, "/db", cap - strlen(buf) - 1);
-}
-
-static void remove_test_dir(char *path)
-{
-	char *slash = strrchr(path, '/');
-	if (slash != NULL)
-		*slash = '\0';
-	rm_rf(path);
-}
-
-static unsigned test_scale(void)
-{
-	const char *s = getenv("LSM_TEST_SCALE");
-	long v = s ? strtol(s, NULL, 10) : 1;
-	return v >= 1 ? (unsigned)v : 1;
 }
 
 /* ---- the single-threaded model test ---- */
