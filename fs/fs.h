@@ -42,6 +42,28 @@ struct lsmfs_opts {
 	double entry_timeout;
 	double attr_timeout;
 	double negative_timeout;
+	int has_reserve;  /* -o reserve= given; else the default */
+	uint64_t reserve; /* bytes of the store's fs kept free (space.c) */
+};
+
+/* The free-space reserve (space.c). reserve is fixed after space_init;
+ * mu, a leaf lock, protects the rest. */
+struct lsmfs_space {
+	uint64_t reserve; /* bytes adds may not use; 0 disables */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;   /* wakes the reclaim thread */
+	uint64_t avail;      /* f_bavail in bytes at the last statvfs */
+	uint64_t added;      /* bytes admitted since that statvfs */
+	uint64_t checked_ns; /* CLOCK_MONOTONIC of it; 0: re-read now */
+	bool is_starved;     /* an add was refused since the last reclaim */
+	bool has_freed;      /* something was deleted since then */
+	uint64_t freed_lo;   /* lowest and highest ino deleted since then */
+	uint64_t freed_hi;
+	uint64_t n_refused;
+	uint64_t n_reclaims;
+	bool is_stopping;
+	bool has_thread;
+	pthread_t thread;
 };
 
 /* The daemon context: one per mounted store (no global state). */
@@ -56,6 +78,8 @@ struct lsmfs {
 	uint64_t chunk_end;       /* end of the chunk next_ino is in */
 	uint64_t persisted_end;   /* chunk end the stored superblock has */
 	struct lsmfs_super sb;    /* as loaded; next_ino kept above */
+
+	struct lsmfs_space space;
 };
 
 /* opts.c */
@@ -69,6 +93,22 @@ void opts_free(struct lsmfs_opts *opts);
 /* main.c */
 void fs_log(struct lsmfs *fs, int prio, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* space.c */
+struct statvfs;
+/* Computes the reserve and starts the reclaim thread (after the store is
+ * open). Returns 0 or -errno. */
+int space_init(struct lsmfs *fs);
+/* Stops the reclaim thread (before the store is closed). */
+void space_release(struct lsmfs *fs);
+/* An op is about to add about `bytes` to the store: 0, or -ENOSPC when
+ * that would eat into the reserve. Never blocks on the engine. */
+int space_admit(struct lsmfs *fs, uint64_t bytes);
+/* A committed op deleted data of inode ino (unlink, truncate down...). */
+void space_freed(struct lsmfs *fs, uint64_t ino);
+/* The free and available byte counts of sv minus the reserve (>= 0). */
+void space_statfs(struct lsmfs *fs, const struct statvfs *sv, uint64_t *bfree,
+		  uint64_t *bavail);
 
 /*
  * Shared helpers (ops_attr.c).

@@ -10,14 +10,16 @@
  * failure to the waiting parent through a pipe.
  *
  * States: parse -> check mount point -> [fork; parent waits] -> open
- * store (create superblock and root if new; sweep orphans) -> session new
+ * store (create superblock and root if new; sweep orphans) -> start the
+ * space reserve (space.c) -> session new
  * -> mount -> report ok -> loop -> unmount -> lsm_sync -> lsm_close.
  *
  * Invariants:
  *  1. The store path given to the kernel (fsname) is absolute.
  *  2. A new store is created in one synced batch: superblock + root.
- *  3. SIGTERM/SIGINT/SIGHUP and fusermount3 -u end the loop; the store
- *     is then synced and closed and the exit status is 0.
+ *  3. SIGTERM/SIGINT/SIGHUP and fusermount3 -u end the loop; the space
+ *     reclaim thread is stopped, the store synced and closed and the
+ *     exit status is 0.
  *
  * Thread safety: main thread only, apart from fs_log (any thread).
  */
@@ -436,6 +438,11 @@ int main(int argc, char **argv)
 	}
 	if (store_open(&fs, &opts) != 0)
 		goto out_report;
+	rc = space_init(&fs);
+	if (rc) {
+		fprintf(stderr, "lsmfs: cannot start: %s\n", strerror(-rc));
+		goto out_close;
+	}
 	memset(&ops, 0, sizeof(ops));
 	ops.init = op_init;
 	ops.destroy = op_destroy;
@@ -460,7 +467,9 @@ int main(int argc, char **argv)
 		fs_log(&fs, LOG_WARNING, "chdir /: %s", strerror(errno));
 	daemon_report(&fs, report_fd, 0);
 	report_fd = -1;
-	fs_log(&fs, LOG_INFO, "mounted %s on %s", opts.store, opts.mountpoint);
+	fs_log(&fs, LOG_INFO, "mounted %s on %s (reserve %llu bytes)",
+	       opts.store, opts.mountpoint,
+	       (unsigned long long)fs.space.reserve);
 	cfg = fuse_loop_cfg_create();
 	if (!cfg) {
 		rc = -ENOMEM;
@@ -479,6 +488,7 @@ out_signals:
 out_destroy:
 	fuse_session_destroy(se);
 out_close:
+	space_release(&fs);
 	rc = lsm_sync(fs.db);
 	if (rc)
 		fs_log(&fs, LOG_ERR, "sync: %s", lsm_strerror(rc));

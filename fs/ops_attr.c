@@ -209,6 +209,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct lsmfs_inode in;
 	struct timespec now;
 	lsm_batch *b = NULL;
+	bool is_shrink = false;
 	struct stat st;
 	int rc;
 
@@ -242,8 +243,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			rc = -EINVAL;
 			goto out_unlock;
 		}
-		rc = file_truncate_batch(fs, b, ino, in.size,
-					 (uint64_t)attr->st_size);
+		if ((uint64_t)attr->st_size > in.size)
+			rc = space_admit(fs, 0); /* grows the size: an add */
+		else if ((uint64_t)attr->st_size < in.size)
+			is_shrink = true;
+		if (!rc)
+			rc = file_truncate_batch(fs, b, ino, in.size,
+						 (uint64_t)attr->st_size);
 		if (rc)
 			goto out_unlock;
 		/* POSIX: open(O_TRUNC) marks mtime and ctime even when the
@@ -270,6 +276,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (!rc) {
 		ient_store_locked(e, &in, NULL, 0);
 		inode_to_stat(&in, ino, &st);
+		if (is_shrink)
+			space_freed(fs, ino);
 	}
 out_unlock:
 	pthread_mutex_unlock(&e->mu);
@@ -315,7 +323,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct lsmfs *fs = fuse_req_userdata(req);
 	struct statvfs sv, out;
-	uint64_t scale;
+	uint64_t scale, bfree, bavail;
 
 	(void)ino;
 	if (statvfs(fs->opts->store, &sv) != 0) {
@@ -328,10 +336,10 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	out.f_frsize = FS_BLOCK_SIZE;
 	out.f_blocks =
 		(fsblkcnt_t)((uint64_t)sv.f_blocks * scale / FS_BLOCK_SIZE);
-	out.f_bfree =
-		(fsblkcnt_t)((uint64_t)sv.f_bfree * scale / FS_BLOCK_SIZE);
-	out.f_bavail =
-		(fsblkcnt_t)((uint64_t)sv.f_bavail * scale / FS_BLOCK_SIZE);
+	/* What adds may still use: the reserve is not theirs (space.c). */
+	space_statfs(fs, &sv, &bfree, &bavail);
+	out.f_bfree = (fsblkcnt_t)(bfree / FS_BLOCK_SIZE);
+	out.f_bavail = (fsblkcnt_t)(bavail / FS_BLOCK_SIZE);
 	/* Inodes are only bounded by space: report a large pool. */
 	pthread_mutex_lock(&fs->alloc_mu);
 	out.f_files = (fsfilcnt_t)1 << 32;

@@ -184,6 +184,9 @@ int dir_make_node(struct lsmfs *fs, fuse_req_t req, uint64_t parent,
 		return rc;
 	if (target_len > INODE_TARGET_MAX)
 		return -ENAMETOOLONG;
+	rc = space_admit(fs, strlen(name) + target_len);
+	if (rc)
+		return rc;
 	pe = itable_get(fs->itab, parent);
 	if (!pe)
 		return -ENOMEM;
@@ -352,6 +355,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	int rc;
 
 	rc = check_name(newname);
+	if (!rc)
+		rc = space_admit(fs, strlen(newname));
 	if (rc) {
 		fuse_reply_err(req, fs_errno(rc));
 		return;
@@ -530,6 +535,7 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
 			orphan_unlinked_done_locked(ce, &cin);
 		else
 			ient_store_locked(ce, &cin, NULL, 0);
+		space_freed(fs, ce->ino);
 	}
 out_unlock:
 	ient_lockset_unlock(&ls);
@@ -654,10 +660,12 @@ static int rename_locked(struct lsmfs *fs, struct inode_ent *pe,
 	if (cross)
 		ient_store_locked(npe, &npin, NULL, 0);
 	ient_store_locked(se, &sin, NULL, 0);
-	if (de && drop_de)
+	if (de && drop_de) {
 		orphan_unlinked_done_locked(de, &din);
-	else if (de)
+		space_freed(fs, de->ino);
+	} else if (de) {
 		ient_store_locked(de, &din, NULL, 0);
+	}
 	return 0;
 }
 
@@ -688,7 +696,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = -ENOMEM;
 		goto out_put;
 	}
-	for (;;) {
+	for (bool is_admitted = false;;) {
 		uint64_t sino, dino = 0, s2, d2 = 0;
 		uint8_t dtype;
 		int r2;
@@ -699,6 +707,16 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = dirent_get(fs, NULL, newparent, newname, &dino, &dtype);
 		if (rc && rc != -ENOENT)
 			goto out_put;
+		if (rc == -ENOENT && !is_admitted) {
+			/* A new name, nothing replaced: an add. (Raced
+			 * changes of the target after this are let through.) */
+			r2 = space_admit(fs, strlen(newname));
+			if (r2) {
+				rc = r2;
+				goto out_put;
+			}
+			is_admitted = true;
+		}
 		se = itable_get(fs->itab, sino);
 		de = rc == 0 ? itable_get(fs->itab, dino) : NULL;
 		if (!se || (rc == 0 && !de)) {

@@ -311,6 +311,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	rc = space_admit(fs, size);
+	if (rc) {
+		fuse_reply_err(req, fs_errno(rc));
+		return;
+	}
 	pthread_mutex_lock(&e->mu);
 	rc = ient_load_locked(e, fs->db);
 	if (!rc)
@@ -416,6 +421,11 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	in = e->in;
 	if (mode == FALLOC_FL_KEEP_SIZE || (mode == 0 && end <= in.size))
 		goto out_unlock; /* blocks are allocated on write */
+	if (mode == 0) {
+		rc = space_admit(fs, 0); /* grows the size: an add */
+		if (rc)
+			goto out_unlock;
+	}
 	b = lsm_batch_new();
 	if (!b) {
 		rc = -ENOMEM;
@@ -439,6 +449,8 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		rc = lsm_write(fs->db, b, 0);
 	if (!rc)
 		ient_store_locked(e, &in, NULL, 0);
+	if (!rc && mode != 0)
+		space_freed(fs, e->ino);
 out_unlock:
 	pthread_mutex_unlock(&e->mu);
 	lsm_batch_free(b);
@@ -556,8 +568,10 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 
 		if (isize - ((uint64_t)off_in + done) < n)
 			n = (size_t)(isize - ((uint64_t)off_in + done));
-		rc = fs_read_data(fs, ein->ino, (uint64_t)off_in + done, n,
-				  buf);
+		rc = space_admit(fs, n);
+		if (!rc)
+			rc = fs_read_data(fs, ein->ino, (uint64_t)off_in + done,
+					  n, buf);
 		if (rc)
 			break;
 		pthread_mutex_lock(&eout->mu);

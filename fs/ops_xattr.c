@@ -65,6 +65,11 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, EOPNOTSUPP); /* as ext4 */
 		return;
 	}
+	rc = space_admit(fs, name_len + size);
+	if (rc) {
+		fuse_reply_err(req, fs_errno(rc));
+		return;
+	}
 	e = itable_get(fs->itab, ino);
 	if (!e) {
 		fuse_reply_err(req, ENOMEM);
@@ -261,8 +266,10 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		rc = fs_batch_put_inode(b, ino, &in, e->target, e->target_len);
 	if (!rc)
 		rc = lsm_write(fs->db, b, 0);
-	if (!rc)
+	if (!rc) {
 		ient_store_locked(e, &in, NULL, 0);
+		space_freed(fs, ino);
+	}
 out_unlock:
 	pthread_mutex_unlock(&e->mu);
 	itable_put(fs->itab, e);

@@ -30,6 +30,7 @@ enum {
 	K_FOREGROUND,
 	K_DEBUG,
 	K_DISCARD,
+	K_RESERVE,
 };
 
 #define O(t, field, v)                                   \
@@ -50,6 +51,7 @@ static const struct fuse_opt opt_spec[] = {
 	O("entry_timeout=%lf", entry_timeout, 0),
 	O("attr_timeout=%lf", attr_timeout, 0),
 	O("negative_timeout=%lf", negative_timeout, 0),
+	FUSE_OPT_KEY("reserve=", K_RESERVE),
 	FUSE_OPT_KEY("allow_other", FUSE_OPT_KEY_KEEP),
 	FUSE_OPT_KEY("-h", K_HELP),
 	FUSE_OPT_KEY("--help", K_HELP),
@@ -69,6 +71,50 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("nouser", K_DISCARD),
 	FUSE_OPT_END,
 };
+
+/* "BYTES" with an optional binary suffix K, M, G or T (case ignored):
+ * 0 and *out set, or -1. */
+static int parse_bytes(const char *s, uint64_t *out)
+{
+	uint64_t v = 0, mult = 1;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	switch (*p) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		mult = 1ull << 10;
+		break;
+	case 'm':
+	case 'M':
+		mult = 1ull << 20;
+		break;
+	case 'g':
+	case 'G':
+		mult = 1ull << 30;
+		break;
+	case 't':
+	case 'T':
+		mult = 1ull << 40;
+		break;
+	default:
+		return -1;
+	}
+	if (*p && p[1])
+		return -1;
+	if (v > UINT64_MAX / mult)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
 
 static int opt_proc(void *data, const char *arg, int key,
 		    struct fuse_args *outargs)
@@ -103,6 +149,18 @@ static int opt_proc(void *data, const char *arg, int key,
 		o->foreground = 1;
 		return 1; /* libfuse prints requests too */
 	case K_DISCARD:
+		return 0;
+	case K_RESERVE:
+		if (parse_bytes(arg + strlen("reserve="), &o->reserve) != 0) {
+			fprintf(stderr,
+				"lsmfs: bad reserve '%s': need a byte count "
+				"with an optional K, M, G or T suffix (e.g. "
+				"reserve=64M)\n",
+				arg + strlen("reserve="));
+			o->n_bad_args++;
+			return 0;
+		}
+		o->has_reserve = 1;
 		return 0;
 	default:
 		return 1; /* generic mount options: for fuse_session_new */
@@ -225,6 +283,10 @@ void opts_usage(const char *prog)
 	       "  -o no_readdirplus       plain readdir [readdirplus on]\n"
 	       "  -o allow_other          let other users in [off]\n"
 	       "  -o nonempty             mount over a non-empty directory\n"
+	       "  -o reserve=BYTES        free space of the store's disk kept\n"
+	       "                          for deletes and compaction; adds\n"
+	       "                          fail with ENOSPC below it (K, M, G,\n"
+	       "                          T suffixes) [max(64M, 2%% of disk)]\n"
 	       "Generic mount options (ro, noatime, nodev, ...) are passed to "
 	       "FUSE.\n",
 	       prog);

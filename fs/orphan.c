@@ -64,8 +64,10 @@ int orphan_release_locked(struct lsmfs *fs, struct inode_ent *e)
 	rc = fs_batch_drop_inode(b, e->ino, &e->in);
 	if (!rc)
 		rc = lsm_write(fs->db, b, 0);
-	if (!rc)
+	if (!rc) {
 		ient_invalidate_locked(e);
+		space_freed(fs, e->ino);
+	}
 	lsm_batch_free(b);
 	return rc;
 }
