@@ -109,7 +109,7 @@ def test_unprivileged_uid_like_ext4(need_root, mnt_other, scratch):
         _setup(r)
     got = _run_as_nobody(lroot)
     want = _run_as_nobody(sroot)
-    # The headline cases the brief names, stated explicitly.
+    # The headline cases of the permission model, stated explicitly.
     assert got["list_private_dir"] == ["err", "EACCES"]
     assert got["chmod_root_file"] == ["err", "EPERM"]
     diffs = {k: (got[k], want[k]) for k in want if got.get(k) != want[k]}
