@@ -1,5 +1,6 @@
-# Sourced by tools/test and tools/quickstart: installs the Debian packages
-# lsmfs needs to build and test, when any is missing.
+# Sourced by tools/test, tools/quickstart and tools/bench-fs: installs the
+# Debian packages lsmfs needs to build and test (LSMFS_DEPS), and those only
+# the filesystem benchmark needs (LSMFS_BENCH_DEPS), when any is missing.
 LSMFS_DEPS=(
   gcc meson ninja-build pkg-config clang-format valgrind
   libcmocka-dev liblz4-dev libzstd-dev libxxhash-dev
@@ -8,9 +9,21 @@ LSMFS_DEPS=(
   python3 python3-pytest git
 )
 
+# Installed only by tools/bench-fs (fs_mark comes from fsmark).
+LSMFS_BENCH_DEPS=(fio bindfs fsmark tar)
+
 lsmfs_install_deps() {
+  lsmfs_install_list "${LSMFS_DEPS[@]}"
+}
+
+lsmfs_install_bench_deps() {
+  lsmfs_install_list "${LSMFS_BENCH_DEPS[@]}"
+}
+
+# lsmfs_install_list PKG... - apt-get installs the packages not installed.
+lsmfs_install_list() {
   local missing=() p
-  for p in "${LSMFS_DEPS[@]}"; do
+  for p in "$@"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
         grep -q 'install ok installed'; then
       missing+=("$p")
