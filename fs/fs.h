@@ -120,6 +120,9 @@ int fs_ino_alloc(struct lsmfs *fs, uint64_t *ino, uint64_t *sb_end);
 void fs_ino_persisted(struct lsmfs *fs, uint64_t sb_end);
 /* Adds the superblock with chunk end sb_end to b. */
 int fs_batch_put_super(struct lsmfs *fs, lsm_batch *b, uint64_t sb_end);
+/* An iterator over lo <= key < hi (at snap, or now if NULL). */
+int fs_iter_range(struct lsmfs *fs, const lsm_snapshot *snap, const void *lo,
+		  size_t lo_len, const void *hi, size_t hi_len, lsm_iter **out);
 int fs_batch_put_inode(lsm_batch *b, uint64_t ino, const struct lsmfs_inode *in,
 		       const char *target, size_t target_len);
 /* Deletes the inode record, its blocks, xattrs and orphan key. With in

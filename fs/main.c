@@ -162,16 +162,10 @@ static int store_is_empty(struct lsmfs *fs, bool *empty)
 static int max_ino(struct lsmfs *fs, uint64_t *out)
 {
 	uint8_t lo[1] = {KEY_INODE}, hi[1] = {KEY_INODE + 1};
-	lsm_iter_options io;
 	lsm_iter *it;
 	int rc;
 
-	lsm_iter_options_init(&io);
-	io.lower = lo;
-	io.lower_len = 1;
-	io.upper = hi;
-	io.upper_len = 1;
-	rc = lsm_iter_new(fs->db, &io, &it);
+	rc = fs_iter_range(fs, NULL, lo, 1, hi, 1, &it);
 	if (rc)
 		return rc;
 	lsm_iter_last(it);

@@ -126,7 +126,6 @@ int fs_read_data(struct lsmfs *fs, uint64_t ino, uint64_t off, size_t size,
 {
 	uint8_t lo[KEY_MAX_LEN], hi[KEY_MAX_LEN];
 	uint64_t first, last;
-	lsm_iter_options io;
 	lsm_iter *it;
 	int rc;
 
@@ -135,12 +134,8 @@ int fs_read_data(struct lsmfs *fs, uint64_t ino, uint64_t off, size_t size,
 		return 0;
 	first = off / FS_BLOCK_SIZE;
 	last = (off + size - 1) / FS_BLOCK_SIZE;
-	lsm_iter_options_init(&io);
-	io.lower = lo;
-	io.lower_len = key_block(lo, ino, first);
-	io.upper = hi;
-	io.upper_len = key_block(hi, ino, last + 1);
-	rc = lsm_iter_new(fs->db, &io, &it);
+	rc = fs_iter_range(fs, NULL, lo, key_block(lo, ino, first), hi,
+			   key_block(hi, ino, last + 1), &it);
 	if (rc)
 		return rc;
 	for (lsm_iter_first(it); lsm_iter_valid(it); lsm_iter_next(it)) {
@@ -395,4 +390,17 @@ void ops_attr_register(struct fuse_lowlevel_ops *ops)
 	ops->access = op_access;
 	ops->forget = op_forget;
 	ops->forget_multi = op_forget_multi;
+}
+
+int fs_iter_range(struct lsmfs *fs, const lsm_snapshot *snap, const void *lo,
+		  size_t lo_len, const void *hi, size_t hi_len, lsm_iter **out)
+{
+	lsm_iter_options io;
+	lsm_iter_options_init(&io);
+	io.snapshot = snap;
+	io.lower = lo;
+	io.lower_len = lo_len;
+	io.upper = hi;
+	io.upper_len = hi_len;
+	return lsm_iter_new(fs->db, &io, out);
 }

@@ -92,16 +92,11 @@ static int dirent_del(lsm_batch *b, uint64_t parent, const char *name)
 static int dir_is_empty(struct lsmfs *fs, uint64_t ino, bool *empty)
 {
 	uint8_t lo[KEY_MAX_LEN], hi[KEY_MAX_LEN];
-	lsm_iter_options io;
 	lsm_iter *it;
 	int rc;
 
-	lsm_iter_options_init(&io);
-	io.lower = lo;
-	io.lower_len = key_ino(lo, KEY_DIRENT, ino);
-	io.upper = hi;
-	io.upper_len = key_ino(hi, KEY_DIRENT, ino + 1);
-	rc = lsm_iter_new(fs->db, &io, &it);
+	rc = fs_iter_range(fs, NULL, lo, key_ino(lo, KEY_DIRENT, ino), hi,
+			   key_ino(hi, KEY_DIRENT, ino + 1), &it);
 	if (rc)
 		return rc;
 	lsm_iter_first(it);
@@ -896,7 +891,6 @@ static int list_dir(fuse_req_t req, struct lsmfs *fs, struct dir_handle *dh,
 	uint8_t lo[KEY_MAX_LEN], hi[KEY_MAX_LEN];
 	uint64_t ino = dh->e->ino;
 	char name[FS_NAME_MAX + 1];
-	lsm_iter_options io;
 	size_t used = 0;
 	bool full = false;
 	off_t pos = off;
@@ -917,13 +911,8 @@ static int list_dir(fuse_req_t req, struct lsmfs *fs, struct dir_handle *dh,
 			goto out;
 		pos = 2;
 	}
-	lsm_iter_options_init(&io);
-	io.snapshot = dh->snap;
-	io.lower = lo;
-	io.lower_len = key_ino(lo, KEY_DIRENT, ino);
-	io.upper = hi;
-	io.upper_len = key_ino(hi, KEY_DIRENT, ino + 1);
-	rc = lsm_iter_new(fs->db, &io, &it);
+	rc = fs_iter_range(fs, dh->snap, lo, key_ino(lo, KEY_DIRENT, ino), hi,
+			   key_ino(hi, KEY_DIRENT, ino + 1), &it);
 	if (rc)
 		return rc;
 	if (pos > 2 && pos == dh->next_off && dh->last_key_len) {

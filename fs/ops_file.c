@@ -463,16 +463,11 @@ static int seek_blocks(struct lsmfs *fs, uint64_t ino, uint64_t size,
 {
 	uint8_t lo[KEY_MAX_LEN], hi[KEY_MAX_LEN];
 	uint64_t want = off / FS_BLOCK_SIZE, res;
-	lsm_iter_options io;
 	lsm_iter *it;
 	int rc;
 
-	lsm_iter_options_init(&io);
-	io.lower = lo;
-	io.lower_len = key_block(lo, ino, want);
-	io.upper = hi;
-	io.upper_len = key_ino(hi, KEY_BLOCK, ino + 1);
-	rc = lsm_iter_new(fs->db, &io, &it);
+	rc = fs_iter_range(fs, NULL, lo, key_block(lo, ino, want), hi,
+			   key_ino(hi, KEY_BLOCK, ino + 1), &it);
 	if (rc)
 		return rc;
 	res = whence == SEEK_DATA ? size : UINT64_MAX;

@@ -174,7 +174,6 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	struct lsmfs *fs = fuse_req_userdata(req);
 	uint8_t lo[KEY_MAX_LEN], hi[KEY_MAX_LEN];
 	size_t used = 0, cap = 4096;
-	lsm_iter_options io;
 	char *buf = malloc(cap);
 	lsm_iter *it;
 	int rc;
@@ -183,12 +182,8 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	lsm_iter_options_init(&io);
-	io.lower = lo;
-	io.lower_len = key_ino(lo, KEY_XATTR, ino);
-	io.upper = hi;
-	io.upper_len = key_ino(hi, KEY_XATTR, ino + 1);
-	rc = lsm_iter_new(fs->db, &io, &it);
+	rc = fs_iter_range(fs, NULL, lo, key_ino(lo, KEY_XATTR, ino), hi,
+			   key_ino(hi, KEY_XATTR, ino + 1), &it);
 	if (rc)
 		goto out;
 	for (lsm_iter_first(it); lsm_iter_valid(it); lsm_iter_next(it)) {

@@ -75,18 +75,12 @@ int orphan_release_locked(struct lsmfs *fs, struct inode_ent *e)
 int orphan_sweep(struct lsmfs *fs, uint64_t *n_swept)
 {
 	uint8_t lo[1] = {KEY_ORPHAN}, hi[1] = {KEY_ORPHAN + 1};
-	lsm_iter_options io;
 	lsm_iter *it;
 	lsm_batch *b;
 	uint64_t n = 0;
 	int rc;
 
-	lsm_iter_options_init(&io);
-	io.lower = lo;
-	io.lower_len = 1;
-	io.upper = hi;
-	io.upper_len = 1;
-	rc = lsm_iter_new(fs->db, &io, &it);
+	rc = fs_iter_range(fs, NULL, lo, 1, hi, 1, &it);
 	if (rc)
 		return rc;
 	b = lsm_batch_new();
