@@ -647,6 +647,8 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out)
 	db->tcopts.verify_checksums = db->opts.paranoid_checks;
 
 	rc = recover(db);
+	if (!rc)
+		rc = db_load_identity(db);
 	if (rc)
 		goto out_free;
 	pthread_mutex_lock(&db->mu);
@@ -711,7 +713,9 @@ int lsm_destroy(const char *path, const lsm_options *opts)
 		if (parse_numbered(nm, "log") || parse_numbered(nm, "sst") ||
 		    strncmp(nm, "MANIFEST-", 9) == 0 ||
 		    strcmp(nm, "CURRENT") == 0 || strcmp(nm, "LOCK") == 0 ||
-		    strcmp(nm, "LOG") == 0 || strcmp(nm, "CURRENT.tmp") == 0) {
+		    strcmp(nm, "LOG") == 0 || strcmp(nm, "CURRENT.tmp") == 0 ||
+		    strcmp(nm, "IDENTITY") == 0 ||
+		    strcmp(nm, "IDENTITY.tmp") == 0) {
 			snprintf(p, sizeof(p), "%s/%s", path, nm);
 			env->ops->remove_file(env, p);
 		}
@@ -1305,23 +1309,6 @@ void lsm_snapshot_release(lsm_db *db, lsm_snapshot *s)
 uint64_t lsm_snapshot_seq(const lsm_snapshot *s)
 {
 	return s->seq;
-}
-
-void db_snapshot_seqs_locked(lsm_db *db, uint64_t **seqs, size_t *n)
-{
-	size_t cnt = 0, i = 0;
-	for (lsm_snapshot *s = db->snaps.next; s != &db->snaps; s = s->next)
-		cnt++;
-	*seqs = NULL;
-	*n = 0;
-	if (!cnt)
-		return;
-	*seqs = malloc(cnt * sizeof(uint64_t));
-	if (!*seqs)
-		return; /* treated as no snapshot: see compact_snapshots() */
-	for (lsm_snapshot *s = db->snaps.next; s != &db->snaps; s = s->next)
-		(*seqs)[i++] = s->seq;
-	*n = cnt;
 }
 
 int lsm_iter_new(lsm_db *db, const lsm_iter_options *o, lsm_iter **out)

@@ -33,11 +33,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static bool list_empty_snaps(const lsm_db *db)
-{
-	return db->snaps.next == &db->snaps;
-}
-
 static uint64_t wall_us(lsm_db *db)
 {
 	return db->env->ops->now_micros(db->env);
@@ -173,11 +168,13 @@ static void do_flush_locked(lsm_db *db)
 	int rc;
 
 	db->flush_running = true;
-	db_snapshot_seqs_locked(db, &snaps, &n_snaps);
 	mem_ref(m);
-	pthread_mutex_unlock(&db->mu);
-	rc = flush_mem(db, m, snaps, n_snaps, &res);
-	pthread_mutex_lock(&db->mu);
+	rc = db_snapshot_seqs_locked(db, &snaps, &n_snaps);
+	if (!rc) {
+		pthread_mutex_unlock(&db->mu);
+		rc = flush_mem(db, m, snaps, n_snaps, &res);
+		pthread_mutex_lock(&db->mu);
+	}
 	free(snaps);
 	mem_unref(m);
 
@@ -353,16 +350,11 @@ static int run_compaction_locked(lsm_db *db, struct compaction *c)
 		o.out_level = c->out_level;
 		o.new_file_number = db_new_file_number;
 		o.ctx = db;
-		db_snapshot_seqs_locked(db, &snaps, &n_snaps);
+		rc = db_snapshot_seqs_locked(db, &snaps, &n_snaps);
+		if (rc)
+			goto out; /* no list, no guessing */
 		o.snapshots = snaps;
 		o.n_snapshots = n_snaps;
-		if (n_snaps == 0 && !list_empty_snaps(db)) {
-			/* Out of memory copying the snapshot list: keep
-			 * every version rather than guess. */
-			free(snaps);
-			rc = -ENOMEM;
-			goto out;
-		}
 		pthread_mutex_unlock(&db->mu);
 		rc = compaction_input(db, c, &in, &tombs, &n_tombs, &handles,
 				      &n_handles);

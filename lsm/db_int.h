@@ -111,6 +111,7 @@ struct lsm_db {
 	int n_threads;
 
 	struct lsm_stats stats;
+	char identity[33]; /* IDENTITY: 32 hex digits */
 };
 
 /* options.c */
@@ -135,11 +136,19 @@ int db_compact_range(lsm_db *db, const struct slice *lo,
 		     const struct slice *hi);
 /* Writes a memtable to an L0 file during recovery (no threads yet). */
 int db_write_level0(lsm_db *db, struct memtable *m, struct version_edit *e);
-void db_snapshot_seqs_locked(lsm_db *db, uint64_t **seqs, size_t *n);
+/* db_snap.c: every snapshot sequence (in-memory handles and named
+ * snapshots), ascending, for flushes and compactions. 0 or -ENOMEM. */
+int db_snapshot_seqs_locked(lsm_db *db, uint64_t **seqs, size_t *n);
+/* Reads IDENTITY, creating it in a store without one. */
+int db_load_identity(lsm_db *db);
 /* Removes the WAL of a memtable whose flush the manifest recorded. */
 void db_delete_wal_locked(lsm_db *db, uint64_t number);
 
 /* db_iter.c */
 int db_iter_new(lsm_db *db, const lsm_iter_options *o, lsm_iter **out);
+/* bytes[i]: size of the keys and values only the named snapshot at
+ * seqs[i] (ascending) sees, among those views and the live state. */
+int db_snapshot_space(lsm_db *db, const uint64_t *seqs, size_t n,
+		      uint64_t *bytes);
 
 #endif

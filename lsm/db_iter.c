@@ -720,3 +720,112 @@ fail_nokids:
 	lsm_iter_free(it);
 	return rc;
 }
+
+/*
+ * Space held by named snapshots. Views: the snapshots (ascending seqs)
+ * and the live state. For each user key, a view sees the newest version
+ * at or below its sequence unless a range tombstone visible to it and
+ * newer than that version covers the key. A version seen by exactly one
+ * view, a snapshot, is that snapshot's alone. Each view's tombstones come
+ * from an iterator built at its sequence; the entries are walked once,
+ * from the live view's merged stream (which holds every version).
+ */
+struct space_ver {
+	uint64_t seq;
+	uint64_t bytes;
+};
+
+static void space_account(lsm_iter **views, size_t n_views, struct slice uk,
+			  const struct space_ver *vers, size_t n_vers,
+			  uint64_t *bytes)
+{
+	for (size_t v = 0; v < n_vers; v++) {
+		size_t seen = 0, by = 0;
+		for (size_t j = 0; j < n_views && seen < 2; j++) {
+			uint64_t s = views[j]->seq;
+			size_t k = 0;
+			while (k < n_vers && vers[k].seq > s)
+				k++; /* vers are newest first */
+			if (k != v || covered(views[j], uk, vers[v].seq))
+				continue;
+			seen++;
+			by = j;
+		}
+		if (seen == 1 && by + 1 < n_views)
+			bytes[by] += vers[v].bytes;
+	}
+}
+
+int db_snapshot_space(lsm_db *db, const uint64_t *seqs, size_t n,
+		      uint64_t *bytes)
+{
+	size_t n_views = n + 1, n_vers = 0, cap = 16;
+	lsm_iter **views = calloc(n_views, sizeof(*views));
+	struct space_ver *vers = malloc(cap * sizeof(*vers));
+	struct buf cur = {0};
+	struct ikv_iter *in;
+	bool have = false;
+	int rc = 0;
+
+	if (!views || !vers) {
+		free(views);
+		free(vers);
+		return -ENOMEM;
+	}
+	memset(bytes, 0, n * sizeof(*bytes));
+	for (size_t j = 0; j < n_views && !rc; j++) {
+		lsm_snapshot s = {0};
+		lsm_iter_options o;
+		lsm_iter_options_init(&o);
+		o.fill_cache = false;
+		if (j < n) {
+			s.seq = seqs[j];
+			o.snapshot = &s;
+		}
+		rc = db_iter_new(db, &o, &views[j]);
+	}
+	if (rc)
+		goto out;
+	in = views[n]->in;
+	for (iter_first(in); iter_valid(in); iter_next(in)) {
+		struct slice k = iter_key(in), uk = ikey_user(k);
+		if (have && slice_cmp(uk, buf_slice(&cur)) != 0) {
+			space_account(views, n_views, buf_slice(&cur), vers,
+				      n_vers, bytes);
+			n_vers = 0;
+			have = false;
+		}
+		if (!have) {
+			rc = buf_set(&cur, uk);
+			if (rc)
+				break;
+			have = true;
+		}
+		if (n_vers == cap) {
+			struct space_ver *nv =
+				realloc(vers, 2 * cap * sizeof(*vers));
+			if (!nv) {
+				rc = -ENOMEM;
+				break;
+			}
+			vers = nv;
+			cap *= 2;
+		}
+		vers[n_vers].seq = ikey_seq(k);
+		vers[n_vers].bytes = k.len - IKEY_TRAILER + iter_value(in).len;
+		n_vers++;
+	}
+	if (!rc)
+		rc = iter_status(in);
+	if (!rc && have)
+		space_account(views, n_views, buf_slice(&cur), vers, n_vers,
+			      bytes);
+out:
+	for (size_t j = 0; j < n_views; j++)
+		if (views[j])
+			lsm_iter_free(views[j]);
+	free(views);
+	free(vers);
+	free(cur.p);
+	return rc;
+}

@@ -177,6 +177,51 @@ LSM_API void lsm_snapshot_release(lsm_db *db, lsm_snapshot *snap);
 LSM_API uint64_t lsm_snapshot_seq(const lsm_snapshot *snap);
 
 /*
+ * Named snapshots: persistent, recorded in the manifest. They survive
+ * close, crashes and power cuts, and compaction keeps every version one
+ * of them can see until it is deleted. A name is 1..LSM_SNAPSHOT_NAME_MAX
+ * bytes without NUL; ids are unique within a store and never reused.
+ */
+#define LSM_SNAPSHOT_NAME_MAX 255
+
+typedef struct lsm_snapshot_info {
+	char name[LSM_SNAPSHOT_NAME_MAX + 1];
+	uint64_t id;              /* 1, 2, ... in creation order */
+	uint64_t seq;             /* the sequence number it sees */
+	int64_t created_ns;       /* CLOCK_REALTIME at creation */
+	uint64_t exclusive_bytes; /* with LSM_SNAPSHOT_SPACE, else 0 */
+} lsm_snapshot_info;
+
+/* Records a snapshot of everything acknowledged so far, after making it
+ * durable (one WAL sync). LSM_E_EXISTS: the name is taken; -EINVAL: a bad
+ * name. Fills *info when not NULL. O(1): nothing is copied. */
+LSM_API int lsm_snapshot_create(lsm_db *db, const char *name,
+				lsm_snapshot_info *info);
+/* Forgets a named snapshot (LSM_E_NOTFOUND if there is none); compaction
+ * then reclaims what only it kept. Handles opened on it stay valid. */
+LSM_API int lsm_snapshot_delete(lsm_db *db, const char *name);
+/* Every named snapshot, oldest first, in a malloc'd array (lsm_free).
+ * With LSM_SNAPSHOT_SPACE, exclusive_bytes is the size of the keys and
+ * values (uncompressed) that this snapshot alone still sees: what
+ * deleting it would free. That costs a scan of the whole store. */
+#define LSM_SNAPSHOT_SPACE 0x1
+LSM_API int lsm_snapshot_list(lsm_db *db, int flags, lsm_snapshot_info **out,
+			      size_t *n);
+/* A read handle on the named snapshot (release with
+ * lsm_snapshot_release). LSM_E_NOTFOUND if there is none. */
+LSM_API int lsm_snapshot_open(lsm_db *db, const char *name, lsm_snapshot **out);
+
+/*
+ * Checkpoints: lsm_checkpoint() makes `dir` (which must not exist) a
+ * consistent, openable copy of the store: the memtable is flushed, every
+ * live SST is hard-linked (copied when dir is on another filesystem), and
+ * a fresh MANIFEST records the files, counters and named snapshots. The
+ * copy holds every write acknowledged before the call. Cost: O(number of
+ * files), not of bytes, when linking.
+ */
+LSM_API int lsm_checkpoint(lsm_db *db, const char *dir);
+
+/*
  * Iterators see one consistent view: the snapshot, or the state when the
  * iterator was created. Optional bounds restrict it to
  * lower <= key < upper (either may be NULL). Bounds are copied.

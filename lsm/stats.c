@@ -147,6 +147,8 @@ int lsm_property(lsm_db *db, const char *name, char **out)
 		return -EINVAL;
 	if (strcmp(name, "lsm.stats") == 0) {
 		stats_text(db, &b);
+	} else if (strcmp(name, "lsm.identity") == 0) {
+		tb_printf(&b, "%s", db->identity);
 	} else if (strcmp(name, "lsm.levels") == 0) {
 		struct derived d;
 		derive(db, &d);

@@ -27,6 +27,9 @@ enum edit_tag {
 	TAG_LAST_SEQ = 4,
 	TAG_DELETED_FILE = 5,
 	TAG_NEW_FILE = 6,
+	TAG_SNAPSHOT = 7,        /* id, seq, created_ns, name */
+	TAG_SNAPSHOT_DELETE = 8, /* id */
+	TAG_NEXT_SNAPSHOT_ID = 9,
 };
 
 void edit_init(struct version_edit *e)
@@ -40,6 +43,10 @@ void edit_release(struct version_edit *e)
 		file_meta_unref(e->added[i].f);
 	free(e->added);
 	free(e->deleted);
+	for (size_t i = 0; i < e->n_snaps_added; i++)
+		free(e->snaps_added[i].name);
+	free(e->snaps_added);
+	free(e->snaps_deleted);
 	edit_init(e);
 }
 
@@ -77,6 +84,32 @@ int edit_delete_file(struct version_edit *e, int level, uint64_t number)
 	e->deleted[e->n_deleted].f = NULL;
 	e->deleted[e->n_deleted].number = number;
 	e->n_deleted++;
+	return 0;
+}
+
+int edit_add_snap(struct version_edit *e, const struct named_snap *s)
+{
+	struct named_snap *a =
+		realloc(e->snaps_added, (e->n_snaps_added + 1) * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	e->snaps_added = a;
+	a[e->n_snaps_added] = *s;
+	a[e->n_snaps_added].name = strdup(s->name);
+	if (!a[e->n_snaps_added].name)
+		return -ENOMEM;
+	e->n_snaps_added++;
+	return 0;
+}
+
+int edit_delete_snap(struct version_edit *e, uint64_t id)
+{
+	uint64_t *a = realloc(e->snaps_deleted,
+			      (e->n_snaps_deleted + 1) * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	e->snaps_deleted = a;
+	a[e->n_snaps_deleted++] = id;
 	return 0;
 }
 
@@ -165,6 +198,22 @@ int edit_encode(const struct version_edit *e, uint8_t **buf, size_t *len)
 		ob_varint(&b, f->num_range_dels);
 		ob_varint(&b, f->time_lo);
 		ob_varint(&b, f->time_hi);
+	}
+	if (e->has_next_snap_id) {
+		ob_varint(&b, TAG_NEXT_SNAPSHOT_ID);
+		ob_varint(&b, e->next_snap_id);
+	}
+	for (size_t i = 0; i < e->n_snaps_deleted; i++) {
+		ob_varint(&b, TAG_SNAPSHOT_DELETE);
+		ob_varint(&b, e->snaps_deleted[i]);
+	}
+	for (size_t i = 0; i < e->n_snaps_added; i++) {
+		const struct named_snap *ns = &e->snaps_added[i];
+		ob_varint(&b, TAG_SNAPSHOT);
+		ob_varint(&b, ns->id);
+		ob_varint(&b, ns->seq);
+		ob_varint(&b, (uint64_t)ns->created_ns);
+		ob_bytes(&b, (const uint8_t *)ns->name, strlen(ns->name));
 	}
 	if (b.err) {
 		free(b.p);
@@ -262,6 +311,32 @@ static int dec_new_file(struct dec *d, struct version_edit *e)
 	return rc;
 }
 
+static int dec_snapshot(struct dec *d, struct version_edit *e)
+{
+	struct named_snap ns = {0};
+	uint64_t created = 0;
+	struct slice name = {0};
+	char buf[LSM_SNAPSHOT_NAME_MAX + 1];
+	int rc;
+
+	if ((rc = dec_varint(d, &ns.id, "snapshot id")) ||
+	    (rc = dec_varint(d, &ns.seq, "snapshot sequence")) ||
+	    (rc = dec_varint(d, &created, "snapshot time")) ||
+	    (rc = dec_bytes(d, &name, "snapshot name")))
+		return rc;
+	if (name.len == 0 || name.len > LSM_SNAPSHOT_NAME_MAX ||
+	    memchr(name.p, 0, name.len) || ns.id == 0)
+		return LSM_CORRUPT("%s: record at offset %llu: snapshot %llu "
+				   "has a bad name or id",
+				   d->path, (unsigned long long)d->off,
+				   (unsigned long long)ns.id);
+	memcpy(buf, name.p, name.len);
+	buf[name.len] = 0;
+	ns.name = buf;
+	ns.created_ns = (int64_t)created;
+	return edit_add_snap(e, &ns);
+}
+
 int edit_decode(struct version_edit *e, const uint8_t *p, size_t len,
 		const char *path, uint64_t off)
 {
@@ -314,6 +389,19 @@ int edit_decode(struct version_edit *e, const uint8_t *p, size_t len,
 			break;
 		case TAG_NEW_FILE:
 			rc = dec_new_file(&d, e);
+			break;
+		case TAG_SNAPSHOT:
+			rc = dec_snapshot(&d, e);
+			break;
+		case TAG_SNAPSHOT_DELETE:
+			rc = dec_varint(&d, &v, "deleted snapshot");
+			if (!rc)
+				rc = edit_delete_snap(e, v);
+			break;
+		case TAG_NEXT_SNAPSHOT_ID:
+			rc = dec_varint(&d, &e->next_snap_id,
+					"next snapshot id");
+			e->has_next_snap_id = true;
 			break;
 		default:
 			rc = lsm_err(LSM_E_FORMAT,

@@ -105,8 +105,21 @@ struct edit_file {
 	uint64_t number;     /* deleted files */
 };
 
+/* A named, persistent snapshot (lsm_snapshot_create). */
+struct named_snap {
+	char *name; /* NUL-terminated, 1..LSM_SNAPSHOT_NAME_MAX bytes */
+	uint64_t id;
+	uint64_t seq;
+	int64_t created_ns;
+};
+
 struct version_edit {
 	bool has_log_number, has_next_file, has_last_seq, has_format;
+	bool has_next_snap_id;
+	uint64_t next_snap_id; /* next named-snapshot id to hand out */
+	size_t n_snaps_added, n_snaps_deleted;
+	struct named_snap *snaps_added; /* names owned by the edit */
+	uint64_t *snaps_deleted;        /* ids */
 	uint64_t log_number; /* WALs numbered below this are obsolete */
 	uint64_t next_file;  /* next file number to allocate */
 	uint64_t last_seq;   /* last sequence number used */
@@ -122,6 +135,9 @@ void edit_release(struct version_edit *e);
 /* Takes over the caller's reference on f. */
 int edit_add_file(struct version_edit *e, int level, struct file_meta *f);
 int edit_delete_file(struct version_edit *e, int level, uint64_t number);
+/* Copies the name. */
+int edit_add_snap(struct version_edit *e, const struct named_snap *s);
+int edit_delete_snap(struct version_edit *e, uint64_t id);
 /* Encodes e into a malloc'd buffer. */
 int edit_encode(const struct version_edit *e, uint8_t **buf, size_t *len);
 /* Decodes one record; `what` names the file and offset for errors. */
@@ -148,6 +164,10 @@ struct vset {
 	uint64_t manifest_number;
 	struct wal_writer *manifest;
 	uint64_t manifest_bytes;
+	/* Named snapshots, ascending id (= creation order, = seq order). */
+	struct named_snap *snaps;
+	size_t n_snaps;
+	uint64_t next_snap_id;
 };
 
 /* Recovers the version set from CURRENT and the MANIFEST it names.
@@ -160,6 +180,16 @@ uint64_t vset_new_file_number(struct vset *vs);
 /* Writes a new MANIFEST holding the whole current state and switches
  * CURRENT to it; used at open and when the manifest grows large. */
 int vset_write_snapshot(struct vset *vs);
+/* Writes, into directory dir of the same env, a MANIFEST numbered
+ * manifest_number holding version v, the counters and the named snapshots
+ * of vs whose sequence is <= max_snap_seq, with log number log_number,
+ * and a CURRENT naming it (both synced). For checkpoints. */
+int vset_write_manifest_to(struct vset *vs, const struct version *v,
+			   const char *dir, uint64_t manifest_number,
+			   uint64_t log_number, uint64_t max_snap_seq);
+/* The named snapshot called name, or NULL. */
+const struct named_snap *vset_find_snap(const struct vset *vs,
+					const char *name);
 /* Appends e to the MANIFEST (synced), then installs the resulting
  * version. Called with the db mutex held; the manifest write happens
  * under it (edits are small and rare). Files deleted by e are marked

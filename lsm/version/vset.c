@@ -177,12 +177,80 @@ uint64_t vset_new_file_number(struct vset *vs)
 	return vs->next_file++;
 }
 
-static int write_current(struct vset *vs, uint64_t manifest_number)
+/* The whole state of vs with version v, as one edit (the first record of
+ * every manifest). */
+static int full_edit(const struct vset *vs, const struct version *v,
+		     uint64_t log_number, uint64_t max_snap_seq,
+		     struct version_edit *e)
+{
+	int rc = 0;
+	edit_init(e);
+	e->has_format = true;
+	e->format = LSM_STORE_FORMAT;
+	e->has_log_number = true;
+	e->log_number = log_number;
+	e->has_next_file = true;
+	e->next_file = vs->next_file;
+	e->has_last_seq = true;
+	e->last_seq = vs->last_seq;
+	e->has_next_snap_id = true;
+	e->next_snap_id = vs->next_snap_id;
+	for (int l = 0; v && l < LSM_MAX_LEVELS && !rc; l++)
+		for (size_t i = 0; i < v->n_files[l] && !rc; i++) {
+			struct file_meta *f = v->files[l][i];
+			file_meta_ref(f);
+			rc = edit_add_file(e, l, f);
+			if (rc)
+				file_meta_unref(f);
+		}
+	for (size_t i = 0; i < vs->n_snaps && !rc; i++)
+		if (vs->snaps[i].seq <= max_snap_seq)
+			rc = edit_add_snap(e, &vs->snaps[i]);
+	if (rc)
+		edit_release(e);
+	return rc;
+}
+
+/* Writes manifest `number` in dir holding e, synced. *wout gets the open
+ * writer when not NULL (else it is closed). */
+static int write_manifest_file(struct vset *vs, const char *dir,
+			       uint64_t number, const struct version_edit *e,
+			       struct wal_writer **wout)
+{
+	struct wal_writer *w = NULL;
+	char path[4096];
+	uint8_t *buf = NULL;
+	size_t len;
+	int rc = edit_encode(e, &buf, &len);
+	if (rc)
+		return rc;
+	file_path(path, sizeof(path), dir, number, "MANIFEST");
+	rc = walw_open(vs->cfg.env, path, &w);
+	if (!rc) {
+		rc = walw_add(w, buf, len);
+		if (!rc)
+			rc = walw_sync(w);
+		if (rc || !wout) {
+			int rc2 = walw_close(w);
+			if (!rc)
+				rc = rc2;
+		}
+		if (rc)
+			vs->cfg.env->ops->remove_file(vs->cfg.env, path);
+		else if (wout)
+			*wout = w;
+	}
+	free(buf);
+	return rc;
+}
+
+static int write_current_in(struct vset *vs, const char *dir,
+			    uint64_t manifest_number)
 {
 	char buf[64];
 	int n = snprintf(buf, sizeof(buf), "MANIFEST-%06llu\n",
 			 (unsigned long long)manifest_number);
-	return env_write_file_atomic(vs->cfg.env, vs->dir, "CURRENT", buf,
+	return env_write_file_atomic(vs->cfg.env, dir, "CURRENT", buf,
 				     (size_t)n);
 }
 
@@ -193,51 +261,22 @@ int vset_write_snapshot(struct vset *vs)
 	uint64_t number = vset_new_file_number(vs);
 	uint64_t old_number = vs->manifest_number;
 	char path[4096];
-	uint8_t *buf = NULL;
-	size_t len;
 	int rc;
 
-	edit_init(&e);
-	e.has_format = true;
-	e.format = LSM_STORE_FORMAT;
-	e.has_log_number = true;
-	e.log_number = vs->log_number;
-	e.has_next_file = true;
-	e.next_file = vs->next_file;
-	e.has_last_seq = true;
-	e.last_seq = vs->last_seq;
-	for (int l = 0; vs->current && l < LSM_MAX_LEVELS; l++)
-		for (size_t i = 0; i < vs->current->n_files[l]; i++) {
-			struct file_meta *f = vs->current->files[l][i];
-			file_meta_ref(f);
-			rc = edit_add_file(&e, l, f);
-			if (rc) {
-				file_meta_unref(f);
-				goto out_edit;
-			}
-		}
-	rc = edit_encode(&e, &buf, &len);
+	rc = full_edit(vs, vs->current, vs->log_number, UINT64_MAX, &e);
 	if (rc)
-		goto out_edit;
-	file_path(path, sizeof(path), vs->dir, number, "MANIFEST");
-	rc = walw_open(vs->cfg.env, path, &w);
+		return rc;
+	rc = write_manifest_file(vs, vs->dir, number, &e, &w);
+	edit_release(&e);
 	if (rc)
-		goto out_buf;
-	rc = walw_add(w, buf, len);
-	if (!rc)
-		rc = walw_sync(w);
-	if (rc) {
-		walw_close(w);
-		vs->cfg.env->ops->remove_file(vs->cfg.env, path);
-		goto out_buf;
-	}
-	rc = write_current(vs, number);
+		return rc;
+	rc = write_current_in(vs, vs->dir, number);
 	if (rc) {
 		/* CURRENT may name the new manifest already (the rename
 		 * happened, the directory sync failed): keep it. The next
 		 * open removes whichever manifest CURRENT does not name. */
 		walw_close(w);
-		goto out_buf;
+		return rc;
 	}
 	if (vs->manifest)
 		walw_close(vs->manifest);
@@ -248,11 +287,101 @@ int vset_write_snapshot(struct vset *vs)
 		file_path(path, sizeof(path), vs->dir, old_number, "MANIFEST");
 		vs->cfg.env->ops->remove_file(vs->cfg.env, path);
 	}
-out_buf:
-	free(buf);
-out_edit:
+	return 0;
+}
+
+int vset_write_manifest_to(struct vset *vs, const struct version *v,
+			   const char *dir, uint64_t manifest_number,
+			   uint64_t log_number, uint64_t max_snap_seq)
+{
+	struct version_edit e;
+	int rc = full_edit(vs, v, log_number, max_snap_seq, &e);
+	if (rc)
+		return rc;
+	rc = write_manifest_file(vs, dir, manifest_number, &e, NULL);
 	edit_release(&e);
+	if (!rc)
+		rc = write_current_in(vs, dir, manifest_number);
 	return rc;
+}
+
+const struct named_snap *vset_find_snap(const struct vset *vs, const char *name)
+{
+	for (size_t i = 0; i < vs->n_snaps; i++)
+		if (strcmp(vs->snaps[i].name, name) == 0)
+			return &vs->snaps[i];
+	return NULL;
+}
+
+/* The named-snapshot list vs would have after e, in *out (names copied;
+ * *out NULL when e changes none). vs is not changed. */
+static int snaps_build(const struct vset *vs, const struct version_edit *e,
+		       const char *what, struct named_snap **out, size_t *nout)
+{
+	size_t n = 0, cap = vs->n_snaps + e->n_snaps_added;
+	struct named_snap *a;
+	int rc = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (!e->n_snaps_added && !e->n_snaps_deleted)
+		return 0;
+	a = calloc(cap ? cap : 1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	for (size_t i = 0; i < vs->n_snaps && !rc; i++) {
+		bool gone = false;
+		for (size_t j = 0; j < e->n_snaps_deleted; j++)
+			gone |= e->snaps_deleted[j] == vs->snaps[i].id;
+		if (gone)
+			continue;
+		a[n] = vs->snaps[i];
+		a[n].name = strdup(vs->snaps[i].name);
+		rc = a[n++].name ? 0 : -ENOMEM;
+	}
+	for (size_t i = 0; i < e->n_snaps_added && !rc; i++) {
+		const struct named_snap *ns = &e->snaps_added[i];
+		for (size_t j = 0; j < n && !rc; j++)
+			if (a[j].id == ns->id ||
+			    strcmp(a[j].name, ns->name) == 0)
+				rc = LSM_CORRUPT("%s: snapshot %llu (%s) "
+						 "recorded twice",
+						 what,
+						 (unsigned long long)ns->id,
+						 ns->name);
+		if (rc)
+			break;
+		a[n] = *ns;
+		a[n].name = strdup(ns->name);
+		rc = a[n++].name ? 0 : -ENOMEM;
+	}
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			free(a[i].name);
+		free(a);
+		return rc;
+	}
+	*out = a;
+	*nout = n;
+	return 0;
+}
+
+/* Installs what snaps_build made, and e's snapshot-id counter. */
+static void snaps_commit(struct vset *vs, const struct version_edit *e,
+			 struct named_snap *a, size_t n)
+{
+	if (e->has_next_snap_id && e->next_snap_id > vs->next_snap_id)
+		vs->next_snap_id = e->next_snap_id;
+	for (size_t i = 0; i < e->n_snaps_added; i++)
+		if (e->snaps_added[i].id >= vs->next_snap_id)
+			vs->next_snap_id = e->snaps_added[i].id + 1;
+	if (!e->n_snaps_added && !e->n_snaps_deleted)
+		return;
+	for (size_t i = 0; i < vs->n_snaps; i++)
+		free(vs->snaps[i].name);
+	free(vs->snaps);
+	vs->snaps = a;
+	vs->n_snaps = n;
 }
 
 static struct vset *vset_alloc(const struct vset_config *cfg)
@@ -280,6 +409,9 @@ void vset_free(struct vset *vs)
 	if (vs->manifest)
 		walw_close(vs->manifest);
 	version_unref(vs->current);
+	for (size_t i = 0; i < vs->n_snaps; i++)
+		free(vs->snaps[i].name);
+	free(vs->snaps);
 	free(vs->dir);
 	free(vs);
 }
@@ -291,6 +423,7 @@ int vset_create(const struct vset_config *cfg, struct vset **out)
 	if (!vs)
 		return -ENOMEM;
 	vs->next_file = 1;
+	vs->next_snap_id = 1;
 	rc = vset_write_snapshot(vs);
 	if (rc) {
 		vset_free(vs);
@@ -375,7 +508,16 @@ int vset_recover(const struct vset_config *cfg, struct vset **out)
 			vs->last_seq = e.last_seq;
 			have_seq = true;
 		}
+		struct named_snap *sn = NULL;
+		size_t n_sn = 0;
 		rc = version_build(vs, vs->current, &e, path, &v);
+		if (!rc) {
+			rc = snaps_build(vs, &e, path, &sn, &n_sn);
+			if (rc)
+				version_unref(v);
+		}
+		if (!rc)
+			snaps_commit(vs, &e, sn, n_sn);
 		edit_release(&e);
 		if (rc)
 			goto out_close;
@@ -390,6 +532,8 @@ int vset_recover(const struct vset_config *cfg, struct vset **out)
 	}
 	if (number >= vs->next_file)
 		vs->next_file = number + 1;
+	if (!vs->next_snap_id)
+		vs->next_snap_id = 1;
 	vs->manifest_number = number;
 	walr_close(r);
 	*out = vs;
@@ -402,17 +546,25 @@ out_free:
 	return rc;
 }
 
+/* Frees a list snaps_build made. */
+static void snaps_free(struct named_snap *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(a[i].name);
+	free(a);
+}
+
 int vset_apply(struct vset *vs, struct version_edit *e)
 {
 	struct version *v;
+	struct named_snap *sn = NULL;
+	size_t n_sn = 0;
 	uint8_t *buf = NULL;
 	size_t len;
 	char what[64];
 	int rc;
 
 	uint64_t old_log = vs->log_number;
-	if (e->has_log_number)
-		vs->log_number = e->log_number; /* for a snapshot below */
 	e->has_next_file = true;
 	e->next_file = vs->next_file;
 	e->has_last_seq = true;
@@ -420,32 +572,43 @@ int vset_apply(struct vset *vs, struct version_edit *e)
 	snprintf(what, sizeof(what), "edit of MANIFEST-%06llu",
 		 (unsigned long long)vs->manifest_number);
 	rc = version_build(vs, vs->current, e, what, &v);
-	if (rc) {
-		vs->log_number = old_log;
+	if (rc)
 		return rc;
-	}
+	rc = snaps_build(vs, e, what, &sn, &n_sn);
+	if (rc)
+		goto fail;
 	if (e->n_added) {
 		/* New SSTs' directory entries must be durable before the
 		 * manifest names them. */
 		rc = vs->cfg.env->ops->sync_dir(vs->cfg.env, vs->dir);
-		if (rc) {
-			vs->log_number = old_log;
-			version_unref(v);
-			return rc;
-		}
+		if (rc)
+			goto fail;
 	}
 	if (!vs->manifest) {
 		/* invariant 2: the last append failed; start afresh with
 		 * the new state, which includes e. */
 		struct version *old = vs->current;
+		struct named_snap *old_sn = vs->snaps;
+		size_t old_n = vs->n_snaps;
+		uint64_t old_next = vs->next_snap_id;
+		if (e->has_log_number)
+			vs->log_number = e->log_number;
+		if (e->n_snaps_added || e->n_snaps_deleted) {
+			vs->snaps = sn;
+			vs->n_snaps = n_sn;
+		}
+		for (size_t i = 0; i < e->n_snaps_added; i++)
+			if (e->snaps_added[i].id >= vs->next_snap_id)
+				vs->next_snap_id = e->snaps_added[i].id + 1;
 		vs->current = v;
 		rc = vset_write_snapshot(vs);
 		vs->current = old;
-		if (rc) {
-			vs->log_number = old_log;
-			version_unref(v);
-			return rc;
-		}
+		vs->snaps = old_sn;
+		vs->n_snaps = old_n;
+		vs->next_snap_id = old_next;
+		vs->log_number = old_log;
+		if (rc)
+			goto fail;
 	} else {
 		rc = edit_encode(e, &buf, &len);
 		if (!rc)
@@ -456,12 +619,13 @@ int vset_apply(struct vset *vs, struct version_edit *e)
 		if (rc) {
 			walw_close(vs->manifest);
 			vs->manifest = NULL;
-			vs->log_number = old_log;
-			version_unref(v);
-			return rc;
+			goto fail;
 		}
 		vs->manifest_bytes = walw_size(vs->manifest);
 	}
+	if (e->has_log_number)
+		vs->log_number = e->log_number;
+	snaps_commit(vs, e, sn, n_sn);
 	for (size_t i = 0; i < e->n_deleted; i++) {
 		int l = e->deleted[i].level;
 		for (size_t j = 0; j < vs->current->n_files[l]; j++) {
@@ -479,4 +643,9 @@ int vset_apply(struct vset *vs, struct version_edit *e)
 	if (vs->manifest_bytes > MANIFEST_ROLL_BYTES)
 		vset_write_snapshot(vs); /* failure: keep appending */
 	return 0;
+
+fail:
+	snaps_free(sn, n_sn);
+	version_unref(v);
+	return rc;
 }

@@ -591,6 +591,20 @@ static void print_file_meta(int level, const struct file_meta *f,
 	       f->num_deletions, f->num_range_dels, f->time_lo, f->time_hi);
 }
 
+static void print_snap(const char *prefix, const struct named_snap *ns)
+{
+	printf("%ssnapshot %" PRIu64 " seq %" PRIu64 " created %" PRId64
+	       ".%09" PRId64 " name \"",
+	       prefix, ns->id, ns->seq, ns->created_ns / 1000000000,
+	       ns->created_ns % 1000000000);
+	for (const char *c = ns->name; *c; c++)
+		if (*c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\')
+			putchar(*c);
+		else
+			printf("\\x%02x", (unsigned char)*c);
+	puts("\"");
+}
+
 static void print_edit(const struct version_edit *e, const struct dump_opts *o)
 {
 	if (e->has_format)
@@ -609,6 +623,12 @@ static void print_edit(const struct version_edit *e, const struct dump_opts *o)
 		print_file_meta(e->added[i].level, e->added[i].f, o);
 		putchar('\n');
 	}
+	if (e->has_next_snap_id)
+		printf("  next snapshot id %" PRIu64 "\n", e->next_snap_id);
+	for (size_t i = 0; i < e->n_snaps_deleted; i++)
+		printf("  deleted snapshot %" PRIu64 "\n", e->snaps_deleted[i]);
+	for (size_t i = 0; i < e->n_snaps_added; i++)
+		print_snap("  new ", &e->snaps_added[i]);
 }
 
 static int dump_manifest(const char *path, const struct dump_opts *o)
@@ -691,6 +711,7 @@ struct store_state {
 	struct live_file *files;
 	size_t n_files, files_cap;
 	uint64_t n_edits;
+	struct version_edit snaps; /* live named snapshots, as "added" */
 };
 
 static void state_release(struct store_state *s)
@@ -698,6 +719,7 @@ static void state_release(struct store_state *s)
 	for (size_t i = 0; i < s->n_files; i++)
 		file_meta_unref(s->files[i].f);
 	free(s->files);
+	edit_release(&s->snaps);
 }
 
 /* Applies one decoded edit to the replayed state (as recovery does, minus
@@ -742,6 +764,22 @@ static int state_apply(struct store_state *s, const struct version_edit *e)
 		s->files[s->n_files].level = e->added[a].level;
 		s->files[s->n_files].f = e->added[a].f;
 		s->n_files++;
+	}
+	for (size_t d = 0; d < e->n_snaps_deleted; d++)
+		for (size_t i = 0; i < s->snaps.n_snaps_added; i++)
+			if (s->snaps.snaps_added[i].id == e->snaps_deleted[d]) {
+				free(s->snaps.snaps_added[i].name);
+				memmove(&s->snaps.snaps_added[i],
+					&s->snaps.snaps_added[i + 1],
+					(s->snaps.n_snaps_added - i - 1) *
+						sizeof(struct named_snap));
+				s->snaps.n_snaps_added--;
+				break;
+			}
+	for (size_t a = 0; a < e->n_snaps_added; a++) {
+		int rc = edit_add_snap(&s->snaps, &e->snaps_added[a]);
+		if (rc)
+			return rc;
 	}
 	s->n_edits++;
 	return 0;
@@ -879,6 +917,8 @@ static int dump_dir(const char *dir, const struct dump_opts *o)
 	       ", next file %" PRIu64 ", last seq %" PRIu64 "\n",
 	       man, s.n_edits, is_torn ? " (then a torn tail)" : "",
 	       s.sum.format, s.sum.log_number, s.sum.next_file, s.sum.last_seq);
+	for (size_t i = 0; i < s.snaps.n_snaps_added; i++)
+		print_snap("", &s.snaps.snaps_added[i]);
 	qsort(s.files, s.n_files, sizeof(*s.files), cmp_live);
 	for (int l = 0; l < LSM_MAX_LEVELS; l++) {
 		uint64_t n = 0, bytes = 0;
