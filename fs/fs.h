@@ -80,6 +80,16 @@ struct lsmfs {
 	struct lsmfs_super sb;    /* as loaded; next_ino kept above */
 
 	struct lsmfs_space space;
+
+	/* The control socket (ctl.c): set by ctl_start, cleared by ctl_stop,
+	 * both on the main thread. */
+	struct ctl_server *ctl;
+
+	/* Named snapshots served under /.snapshots (snap.c). */
+	struct snap_table *snaps;
+	/* The FUSE session, for kernel cache notifications: set before the
+	 * loop starts, cleared before it is destroyed. */
+	struct fuse_session *se;
 };
 
 /* opts.c */
@@ -114,7 +124,9 @@ void space_statfs(struct lsmfs *fs, const struct statvfs *sv, uint64_t *bfree,
  * Shared helpers (ops_attr.c).
  */
 /* Hands out a new inode number. When the chunk advances, *sb_end is the
- * chunk end to record in the superblock in the same batch (else 0). */
+ * chunk end to record in the superblock in the same batch (else 0).
+ * -ENOSPC once the numbers reach NODE_INO_LIMIT (44 bits; the node ids
+ * above belong to snapshots). */
 int fs_ino_alloc(struct lsmfs *fs, uint64_t *ino, uint64_t *sb_end);
 /* After a batch carrying sb_end committed. */
 void fs_ino_persisted(struct lsmfs *fs, uint64_t sb_end);
@@ -133,10 +145,10 @@ int fs_batch_drop_inode(lsm_batch *b, uint64_t ino,
  * range deletion (end_idx UINT64_MAX: every block from first on). */
 int fs_batch_drop_blocks(lsm_batch *b, uint64_t ino, uint64_t first,
 			 uint64_t end_idx);
-/* Reads blocks [off, off + size) of ino into buf (holes as zeros); the
- * caller clamps to the file size. */
-int fs_read_data(struct lsmfs *fs, uint64_t ino, uint64_t off, size_t size,
-		 char *buf);
+/* Reads blocks [off, off + size) of ino into buf (holes as zeros), as of
+ * snap (NULL: now); the caller clamps to the file size. */
+int fs_read_data(struct lsmfs *fs, const lsm_snapshot *snap, uint64_t ino,
+		 uint64_t off, size_t size, char *buf);
 void fs_fill_entry(struct lsmfs *fs, uint64_t ino, const struct lsmfs_inode *in,
 		   struct fuse_entry_param *ep);
 /* Registers the ops of one module. */
@@ -154,10 +166,18 @@ int dir_make_node(struct lsmfs *fs, fuse_req_t req, uint64_t parent,
 		  const char *name, mode_t mode, dev_t rdev, const char *target,
 		  bool is_open, struct fuse_entry_param *ep,
 		  struct inode_ent **child);
-/* Looks name up in parent; on success counts a kernel lookup, fills *ep
- * and returns the child with a reference. */
-int dir_lookup_entry(struct lsmfs *fs, uint64_t parent, const char *name,
-		     struct fuse_entry_param *ep, struct inode_ent **child);
+/* Looks name up in node parent of view v (snap.h); on success counts a
+ * kernel lookup, fills *ep and returns the child with a reference. */
+struct fs_view;
+int dir_lookup_entry(struct lsmfs *fs, const struct fs_view *v, uint64_t parent,
+		     const char *name, struct fuse_entry_param *ep,
+		     struct inode_ent **child);
+/* Adds one readdir(plus) entry for node of view v to buf (room bytes
+ * left); returns its size, or 0 with *full set when it does not fit.
+ * readdirplus counts a kernel lookup of the node. */
+size_t dir_add_entry(fuse_req_t req, struct lsmfs *fs, const struct fs_view *v,
+		     bool plus, char *buf, size_t room, const char *name,
+		     uint64_t node, uint8_t dtype, off_t next, bool *full);
 
 /* ops_file.c: data helpers shared with setattr. */
 /* Adds to b the changes that cut the data of ino to new_size. */

@@ -268,7 +268,8 @@ int fs_errno(int status)
 	     status == -ENAMETOOLONG || status == -ERANGE ||
 	     status == -ENODATA || status == -E2BIG || status == -ENXIO ||
 	     status == -EOPNOTSUPP || status == -EFBIG || status == -EPERM ||
-	     status == -EACCES))
+	     status == -EACCES || status == -EROFS || status == -ESTALE ||
+	     status == -EOVERFLOW || status == -EBADF || status == -EEXIST))
 		return -status;
 	return EIO;
 }

@@ -1,5 +1,5 @@
 /*
- * itable.c - the live inode table.
+ * itable.c - the inode table.
  *
  * Why: FUSE names inodes by number and expects the filesystem to keep
  * whatever it needs about an inode until the kernel forgets it; an
@@ -8,16 +8,21 @@
  * serializes changes, and the decoded inode record so getattr and writes
  * do not decode it again.
  *
- * Structure: 64 shards by ino hash, each a chained hash table that
+ * Entries are keyed by FUSE node id (itable.h): a snapshot's inodes have
+ * entries of their own, loaded at that snapshot, so the cached live
+ * records never leak into snapshot reads.
+ *
+ * Structure: 64 shards by node id hash, each a chained hash table that
  * doubles when its load passes 1; a shard mutex protects its chains and
  * the nlookup/nref counts of its entries.
  *
  * Invariants:
  *  1. An entry is in the table iff nref > 0 or nlookup > 0; it is freed
  *     when both reach 0 (under the shard lock, so no one can find it).
- *  2. is_loaded implies `in`/`target` equal the stored record: every
- *     writer changes the record under e->mu and stores the result here
- *     only after lsm_write succeeded.
+ *  2. is_loaded implies `in`/`target` equal the stored record (for a
+ *     snapshot node: the record at that snapshot): every writer changes
+ *     the record under e->mu and stores the result here only after
+ *     lsm_write succeeded; snapshot nodes are never written.
  *  3. Locks: a shard lock is never held while taking e->mu or calling
  *     the engine. Several e->mu are taken in ascending ino order only.
  *
@@ -230,6 +235,14 @@ void itable_forget(struct itable *t, uint64_t ino, uint64_t n)
 
 int ient_load_locked(struct inode_ent *e, lsm_db *db)
 {
+	if (!node_is_live(e->ino))
+		return -EROFS;
+	return ient_load_at_locked(e, db, NULL);
+}
+
+int ient_load_at_locked(struct inode_ent *e, lsm_db *db,
+			const lsm_snapshot *snap)
+{
 	uint8_t key[KEY_MAX_LEN], buf[INODE_MAX_LEN];
 	struct lsmfs_inode in;
 	const uint8_t *target;
@@ -238,15 +251,18 @@ int ient_load_locked(struct inode_ent *e, lsm_db *db)
 
 	if (e->is_loaded)
 		return 0;
-	klen = key_ino(key, KEY_INODE, e->ino);
-	rc = lsm_get_into(db, NULL, key, klen, buf, sizeof(buf), &len);
+	if (e->ino == NODE_SNAPDIR || (node_sid(e->ino) != 0) != (snap != NULL))
+		return -ESTALE; /* not an inode, or read at the wrong view */
+	klen = key_ino(key, KEY_INODE, node_ino(e->ino));
+	rc = lsm_get_into(db, snap, key, klen, buf, sizeof(buf), &len);
 	if (rc == LSM_E_NOTFOUND)
 		return -ENOENT;
 	if (rc)
 		return rc;
 	if (len > sizeof(buf))
 		return LSM_E_CORRUPT;
-	rc = inode_decode(buf, len, e->ino, &in, &target, &target_len);
+	rc = inode_decode(buf, len, node_ino(e->ino), &in, &target,
+			  &target_len);
 	if (rc)
 		return rc;
 	return ient_store_locked(e, &in, (const char *)target, target_len);
@@ -269,6 +285,14 @@ int ient_store_locked(struct inode_ent *e, const struct lsmfs_inode *in,
 	e->in = *in;
 	e->is_loaded = true;
 	return 0;
+}
+
+void ient_mark_gone_locked(struct inode_ent *e, const struct lsmfs_inode *in)
+{
+	e->in = *in;
+	e->in.nlink = 0;
+	e->is_loaded = true;
+	e->is_gone = true;
 }
 
 void ient_invalidate_locked(struct inode_ent *e)

@@ -12,7 +12,8 @@
  * States: parse -> check mount point -> [fork; parent waits] -> open
  * store (create superblock and root if new; sweep orphans) -> start the
  * space reserve (space.c) -> session new
- * -> mount -> report ok -> loop -> unmount -> lsm_sync -> lsm_close.
+ * -> mount -> control socket (ctl.c) -> report ok -> loop -> stop the
+ * control socket -> unmount -> lsm_sync -> lsm_close.
  *
  * Invariants:
  *  1. The store path given to the kernel (fsname) is absolute.
@@ -34,7 +35,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctl.h"
 #include "fs.h"
+#include "snap.h"
 
 void fs_log(struct lsmfs *fs, int prio, const char *fmt, ...)
 {
@@ -437,6 +440,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "lsmfs: cannot start: %s\n", strerror(-rc));
 		goto out_close;
 	}
+	rc = snap_init(&fs);
+	if (rc) {
+		fprintf(stderr, "lsmfs: %s: cannot load the snapshots: %s\n",
+			opts.store, strerror(-rc));
+		goto out_close;
+	}
 	memset(&ops, 0, sizeof(ops));
 	ops.init = op_init;
 	ops.destroy = op_destroy;
@@ -449,6 +458,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "lsmfs: bad FUSE options (see --help)\n");
 		goto out_close;
 	}
+	fs.se = se;
 	if (fuse_set_signal_handlers(se) != 0) {
 		fprintf(stderr, "lsmfs: cannot install signal handlers\n");
 		goto out_destroy;
@@ -459,6 +469,11 @@ int main(int argc, char **argv)
 	}
 	if (chdir("/") != 0)
 		fs_log(&fs, LOG_WARNING, "chdir /: %s", strerror(errno));
+	if (ctl_start(&fs) != 0) {
+		fprintf(stderr, "lsmfs: cannot start the control socket\n");
+		fuse_session_unmount(se);
+		goto out_signals;
+	}
 	daemon_report(&fs, report_fd, 0);
 	report_fd = -1;
 	fs_log(&fs, LOG_INFO, "mounted %s on %s (reserve %llu bytes)",
@@ -476,13 +491,16 @@ int main(int argc, char **argv)
 	status = rc < 0 ? 1 : 0;
 	if (rc < 0)
 		fs_log(&fs, LOG_ERR, "session loop: %s", strerror(-rc));
+	ctl_stop(&fs);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_destroy:
+	fs.se = NULL;
 	fuse_session_destroy(se);
 out_close:
 	space_release(&fs);
+	snap_release(&fs);
 	rc = lsm_sync(fs.db);
 	if (rc)
 		fs_log(&fs, LOG_ERR, "sync: %s", lsm_strerror(rc));

@@ -17,6 +17,9 @@
  *     the chunk advanced and it was not yet persisted). At mount the
  *     highest "I" key is also consulted.
  *  3. ctime changes with every setattr.
+ *  4. Live inode numbers stay below NODE_INO_LIMIT (2^44 - 1): the node
+ *     ids above belong to snapshots and /.snapshots (snap.c). Snapshot
+ *     nodes are read at their snapshot; setattr on them is EROFS.
  *
  * Thread safety: any loop thread; alloc_mu guards the allocator only.
  */
@@ -25,11 +28,15 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
-#include "fs.h"
+#include "snap.h"
 
 int fs_ino_alloc(struct lsmfs *fs, uint64_t *ino, uint64_t *sb_end)
 {
 	pthread_mutex_lock(&fs->alloc_mu);
+	if (fs->next_ino >= NODE_INO_LIMIT) {
+		pthread_mutex_unlock(&fs->alloc_mu);
+		return -ENOSPC; /* the 44-bit inode number space is used up */
+	}
 	if (fs->next_ino >= fs->chunk_end)
 		fs->chunk_end = fs->next_ino + INO_CHUNK;
 	*ino = fs->next_ino++;
@@ -121,8 +128,8 @@ int fs_batch_drop_inode(lsm_batch *b, uint64_t ino,
 	return lsm_batch_delete_range(b, k1, 9, k2, 9);
 }
 
-int fs_read_data(struct lsmfs *fs, uint64_t ino, uint64_t off, size_t size,
-		 char *buf)
+int fs_read_data(struct lsmfs *fs, const lsm_snapshot *snap, uint64_t ino,
+		 uint64_t off, size_t size, char *buf)
 {
 	uint8_t lo[KEY_MAX_LEN], hi[KEY_MAX_LEN];
 	uint64_t first, last;
@@ -134,7 +141,7 @@ int fs_read_data(struct lsmfs *fs, uint64_t ino, uint64_t off, size_t size,
 		return 0;
 	first = off / FS_BLOCK_SIZE;
 	last = (off + size - 1) / FS_BLOCK_SIZE;
-	rc = fs_iter_range(fs, NULL, lo, key_block(lo, ino, first), hi,
+	rc = fs_iter_range(fs, snap, lo, key_block(lo, ino, first), hi,
 			   key_block(hi, ino, last + 1), &it);
 	if (rc)
 		return rc;
@@ -172,24 +179,64 @@ void fs_fill_entry(struct lsmfs *fs, uint64_t ino, const struct lsmfs_inode *in,
 	ep->entry_timeout = fs->opts->entry_timeout;
 }
 
+/* Loads node's record at its view and runs under e->mu: shared by the
+ * read-only ops that work on any node. Returns 0 with *out holding a
+ * reference, or an error. */
+static int load_node(struct lsmfs *fs, uint64_t node, struct fs_view *v,
+		     struct inode_ent **out)
+{
+	struct inode_ent *e;
+	int rc;
+
+	rc = snap_view_get(fs, node, v);
+	if (rc)
+		return rc;
+	e = itable_get(fs->itab, node);
+	if (!e) {
+		snap_view_put(fs, v);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&e->mu);
+	rc = ient_load_at_locked(e, fs->db, v->snap);
+	if (rc) {
+		pthread_mutex_unlock(&e->mu);
+		itable_put(fs->itab, e);
+		snap_view_put(fs, v);
+		return rc;
+	}
+	*out = e;
+	return 0;
+}
+
+/* Ends what load_node began. */
+static void unload_node(struct lsmfs *fs, struct fs_view *v,
+			struct inode_ent *e)
+{
+	pthread_mutex_unlock(&e->mu);
+	itable_put(fs->itab, e);
+	snap_view_put(fs, v);
+}
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct lsmfs *fs = fuse_req_userdata(req);
-	struct inode_ent *e = itable_get(fs->itab, ino);
+	struct inode_ent *e;
+	struct fs_view v;
 	struct stat st;
 	int rc;
 
-	if (!e) {
-		fuse_reply_err(req, ENOMEM);
+	(void)fi;
+	if (ino == NODE_SNAPDIR) {
+		snapdir_stat(fs, &st);
+		fuse_reply_attr(req, &st, fs->opts->attr_timeout);
 		return;
 	}
-	pthread_mutex_lock(&e->mu);
-	rc = ient_load_locked(e, fs->db);
-	if (!rc)
+	rc = load_node(fs, ino, &v, &e);
+	if (!rc) {
 		inode_to_stat(&e->in, ino, &st);
-	pthread_mutex_unlock(&e->mu);
-	itable_put(fs->itab, e);
+		unload_node(fs, &v, e);
+	}
 	if (rc)
 		fuse_reply_err(req, fs_errno(rc));
 	else
@@ -200,7 +247,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
 	struct lsmfs *fs = fuse_req_userdata(req);
-	struct inode_ent *e = itable_get(fs->itab, ino);
+	struct inode_ent *e;
 	struct lsmfs_inode in;
 	struct timespec now;
 	lsm_batch *b = NULL;
@@ -208,6 +255,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct stat st;
 	int rc;
 
+	if (!node_is_live(ino)) {
+		fuse_reply_err(req, EROFS); /* a snapshot or /.snapshots */
+		return;
+	}
+	e = itable_get(fs->itab, ino);
 	if (!e) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -265,6 +317,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		in.ctime = attr->st_ctim;
 	else
 		in.ctime = now;
+	if (e->is_gone) {
+		/* The kernel flushing times of an inode deleted since: there
+		 * is nothing left to store (ext4 changes the dying inode). */
+		e->in = in;
+		inode_to_stat(&in, ino, &st);
+		goto out_unlock;
+	}
 	rc = fs_batch_put_inode(b, ino, &in, e->target, e->target_len);
 	if (!rc)
 		rc = lsm_write(fs->db, b, 0);
@@ -288,25 +347,22 @@ out_unlock:
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct lsmfs *fs = fuse_req_userdata(req);
-	struct inode_ent *e = itable_get(fs->itab, ino);
+	struct inode_ent *e;
 	char *target = NULL;
+	struct fs_view v;
 	int rc;
 
-	if (!e) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	pthread_mutex_lock(&e->mu);
-	rc = ient_load_locked(e, fs->db);
-	if (!rc && !S_ISLNK(e->in.mode))
-		rc = -EINVAL;
+	rc = ino == NODE_SNAPDIR ? -EINVAL : load_node(fs, ino, &v, &e);
 	if (!rc) {
-		target = strdup(e->target ? e->target : "");
-		if (!target)
-			rc = -ENOMEM;
+		if (!S_ISLNK(e->in.mode))
+			rc = -EINVAL;
+		if (!rc) {
+			target = strdup(e->target ? e->target : "");
+			if (!target)
+				rc = -ENOMEM;
+		}
+		unload_node(fs, &v, e);
 	}
-	pthread_mutex_unlock(&e->mu);
-	itable_put(fs->itab, e);
 	if (rc)
 		fuse_reply_err(req, fs_errno(rc));
 	else
@@ -348,18 +404,16 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
 	struct lsmfs *fs = fuse_req_userdata(req);
-	struct inode_ent *e = itable_get(fs->itab, ino);
-	int rc;
+	struct inode_ent *e;
+	struct fs_view v;
+	int rc = 0;
 
 	(void)mask; /* default_permissions: the kernel checked the mode */
-	if (!e) {
-		fuse_reply_err(req, ENOMEM);
-		return;
+	if (ino != NODE_SNAPDIR) {
+		rc = load_node(fs, ino, &v, &e);
+		if (!rc)
+			unload_node(fs, &v, e);
 	}
-	pthread_mutex_lock(&e->mu);
-	rc = ient_load_locked(e, fs->db);
-	pthread_mutex_unlock(&e->mu);
-	itable_put(fs->itab, e);
 	fuse_reply_err(req, fs_errno(rc));
 }
 

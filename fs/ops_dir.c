@@ -22,6 +22,13 @@
  *     sequential call seeks straight to it: O(n) for a whole listing.
  *  4. readdirplus counts a kernel lookup only for entries that fit in the
  *     reply buffer.
+ *  5. Snapshots (snap.c): lookups and listings of a snapshot node read
+ *     at the snapshot's handle and answer node ids of the same snapshot;
+ *     every change to a snapshot node, or into one, is EROFS; in
+ *     /.snapshots only mkdir and rmdir (take, delete a snapshot) work.
+ *     The live root's ".snapshots" is the snapshot directory: a stored
+ *     entry of that name is shadowed (not listed, not reachable), and
+ *     creating or renaming onto that name fails with EEXIST.
  *
  * Thread safety: any loop thread; a directory handle has its own mutex
  * (the kernel may issue readdir calls on one handle concurrently).
@@ -32,7 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fs.h"
+#include "snap.h"
 
 #define DIRENT_VAL_LEN 9
 
@@ -67,6 +74,12 @@ static int dirent_get(struct lsmfs *fs, const lsm_snapshot *snap,
 	}
 	*ino = key_get_be64(val);
 	*dtype = val[8];
+	if (*ino == 0 || *ino >= NODE_INO_LIMIT) {
+		fs_log(fs, LOG_ERR, "dirent %llu/%s: bad inode number %llu",
+		       (unsigned long long)parent, name,
+		       (unsigned long long)*ino);
+		return LSM_E_CORRUPT;
+	}
 	return 0;
 }
 
@@ -106,8 +119,9 @@ static int dir_is_empty(struct lsmfs *fs, uint64_t ino, bool *empty)
 	return rc;
 }
 
-int dir_lookup_entry(struct lsmfs *fs, uint64_t parent, const char *name,
-		     struct fuse_entry_param *ep, struct inode_ent **child)
+int dir_lookup_entry(struct lsmfs *fs, const struct fs_view *v, uint64_t parent,
+		     const char *name, struct fuse_entry_param *ep,
+		     struct inode_ent **child)
 {
 	struct inode_ent *ce;
 	uint64_t ino;
@@ -116,16 +130,17 @@ int dir_lookup_entry(struct lsmfs *fs, uint64_t parent, const char *name,
 
 	rc = check_name(name);
 	if (!rc)
-		rc = dirent_get(fs, NULL, parent, name, &ino, &dtype);
+		rc = dirent_get(fs, v->snap, node_ino(parent), name, &ino,
+				&dtype);
 	if (rc)
 		return rc;
-	ce = itable_get(fs->itab, ino);
+	ce = itable_get(fs->itab, node_make(v->sid, ino));
 	if (!ce)
 		return -ENOMEM;
 	pthread_mutex_lock(&ce->mu);
-	rc = ient_load_locked(ce, fs->db);
+	rc = ient_load_at_locked(ce, fs->db, v->snap);
 	if (!rc) {
-		fs_fill_entry(fs, ino, &ce->in, ep);
+		fs_fill_entry(fs, ce->ino, &ce->in, ep);
 		itable_lookup_add(fs->itab, ce);
 	}
 	pthread_mutex_unlock(&ce->mu);
@@ -140,11 +155,23 @@ int dir_lookup_entry(struct lsmfs *fs, uint64_t parent, const char *name,
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct lsmfs *fs = fuse_req_userdata(req);
+	struct inode_ent *ce = NULL;
 	struct fuse_entry_param ep;
-	struct inode_ent *ce;
+	struct fs_view v;
 	int rc;
 
-	rc = dir_lookup_entry(fs, parent, name, &ep, &ce);
+	if (parent == NODE_SNAPDIR) {
+		rc = snapdir_lookup(fs, name, &ep);
+	} else if (snapdir_is_name(parent, name)) {
+		snapdir_fill_entry(fs, &ep);
+		rc = 0;
+	} else {
+		rc = snap_view_get(fs, parent, &v);
+		if (!rc) {
+			rc = dir_lookup_entry(fs, &v, parent, name, &ep, &ce);
+			snap_view_put(fs, &v);
+		}
+	}
 	if (rc == -ENOENT && fs->opts->negative_timeout > 0) {
 		memset(&ep, 0, sizeof(ep));
 		ep.entry_timeout = fs->opts->negative_timeout;
@@ -158,6 +185,26 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	itable_put(fs->itab, ce);
 	if (fuse_reply_entry(req, &ep) == -ENOENT)
 		itable_forget(fs->itab, ep.ino, 1);
+}
+
+/* A name in parent that no change may create: EROFS inside snapshots and
+ * /.snapshots, EEXIST for the root's ".snapshots"; else 0. */
+static int check_new_name(uint64_t parent, const char *name)
+{
+	if (!node_is_live(parent))
+		return -EROFS;
+	if (snapdir_is_name(parent, name))
+		return -EEXIST;
+	return 0;
+}
+
+/* A name in parent that no change may remove or move: EROFS inside
+ * snapshots and /.snapshots, and for the root's ".snapshots". */
+static int check_old_name(uint64_t parent, const char *name)
+{
+	if (!node_is_live(parent) || snapdir_is_name(parent, name))
+		return -EROFS;
+	return 0;
 }
 
 int dir_make_node(struct lsmfs *fs, fuse_req_t req, uint64_t parent,
@@ -174,7 +221,9 @@ int dir_make_node(struct lsmfs *fs, fuse_req_t req, uint64_t parent,
 	uint8_t dtype;
 	int rc;
 
-	rc = check_name(name);
+	rc = check_new_name(parent, name);
+	if (!rc)
+		rc = check_name(name);
 	if (rc)
 		return rc;
 	if (target_len > INODE_TARGET_MAX)
@@ -207,7 +256,9 @@ int dir_make_node(struct lsmfs *fs, fuse_req_t req, uint64_t parent,
 		rc = -ENOMEM;
 		goto out_unlock;
 	}
-	fs_ino_alloc(fs, &ino, &sb_end);
+	rc = fs_ino_alloc(fs, &ino, &sb_end);
+	if (rc)
+		goto out_unlock;
 	memset(&in, 0, sizeof(in));
 	in.mode = (uint32_t)mode;
 	in.uid = ctx->uid;
@@ -318,8 +369,12 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct inode_ent *ce;
 	int rc;
 
-	rc = dir_make_node(fs, req, parent, name, S_IFDIR | (mode & 07777), 0,
-			   NULL, false, &ep, &ce);
+	if (parent == NODE_SNAPDIR)
+		rc = snapdir_mkdir(fs, req, name, &ep);
+	else
+		rc = dir_make_node(fs, req, parent, name,
+				   S_IFDIR | (mode & 07777), 0, NULL, false,
+				   &ep, &ce);
 	reply_new_entry(req, rc, &ep);
 }
 
@@ -349,7 +404,9 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	uint8_t dtype;
 	int rc;
 
-	rc = check_name(newname);
+	rc = node_is_live(ino) ? check_new_name(newparent, newname) : -EROFS;
+	if (!rc)
+		rc = check_name(newname);
 	if (!rc)
 		rc = space_admit(fs, strlen(newname));
 	if (rc) {
@@ -466,8 +523,13 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
 	bool empty;
 	int rc;
 
-	rc = check_name(name);
-	if (rc) {
+	if (parent == NODE_SNAPDIR)
+		rc = is_rmdir ? snapdir_rmdir(fs, req, name) : -EROFS;
+	else
+		rc = check_old_name(parent, name);
+	if (!rc && parent != NODE_SNAPDIR)
+		rc = check_name(name);
+	if (rc || parent == NODE_SNAPDIR) {
 		fuse_reply_err(req, fs_errno(rc));
 		return;
 	}
@@ -678,7 +740,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	rc = check_name(name);
+	rc = check_old_name(parent, name);
+	if (!rc)
+		rc = check_new_name(newparent, newname);
+	if (!rc)
+		rc = check_name(name);
 	if (!rc)
 		rc = check_name(newname);
 	if (rc) {
@@ -765,69 +831,120 @@ out_put:
  * Directory handles.
  */
 struct dir_handle {
-	pthread_mutex_t mu;  /* protects everything below */
-	struct inode_ent *e; /* the directory; one ref, one open count */
-	lsm_snapshot *snap;
-	uint64_t dotdot; /* parent ino for ".." */
-	off_t next_off;  /* offset a sequential call will ask for */
+	pthread_mutex_t mu;       /* protects everything below */
+	struct inode_ent *e;      /* the directory; one ref (+ one open count
+				     for live directories) */
+	struct fs_view v;         /* its tree: a snapshot's holds a reference */
+	lsm_snapshot *own_snap;   /* live: the listing's snapshot, owned */
+	const lsm_snapshot *snap; /* what the listing reads: own_snap or
+				     the snapshot's handle */
+	uint64_t dotdot;          /* node id for ".." */
+	off_t next_off;           /* offset a sequential call will ask for */
 	uint8_t last_key[KEY_MAX_LEN]; /* key of the entry before next_off */
 	size_t last_key_len;           /* 0: none (restart from the top) */
 };
+
+/* Undoes what opendir did to e (the open count of a live directory). */
+static void dir_close_ent(struct lsmfs *fs, struct inode_ent *e)
+{
+	int rc = 0;
+
+	if (node_is_live(e->ino)) {
+		pthread_mutex_lock(&e->mu);
+		rc = orphan_release_locked(fs, e);
+		pthread_mutex_unlock(&e->mu);
+	}
+	if (rc)
+		fs_log(fs, LOG_ERR, "releasedir of inode %llu: %s",
+		       (unsigned long long)e->ino, lsm_strerror(rc));
+	itable_put(fs->itab, e);
+}
+
+static void dir_handle_free(struct lsmfs *fs, struct dir_handle *dh)
+{
+	if (dh->own_snap)
+		lsm_snapshot_release(fs->db, dh->own_snap);
+	dir_close_ent(fs, dh->e);
+	snap_view_put(fs, &dh->v);
+	pthread_mutex_destroy(&dh->mu);
+	free(dh);
+}
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct lsmfs *fs = fuse_req_userdata(req);
-	struct dir_handle *dh = calloc(1, sizeof(*dh));
-	struct inode_ent *e = itable_get(fs->itab, ino);
+	struct dir_handle *dh;
+	struct inode_ent *e = NULL;
+	struct fs_view v;
+	uint64_t parent;
 	int rc;
 
+	if (ino == NODE_SNAPDIR) {
+		/* snapdir_readdir needs no handle */
+		fi->fh = 0;
+		fuse_reply_open(req, fi);
+		return;
+	}
+	rc = snap_view_get(fs, ino, &v);
+	if (rc) {
+		fuse_reply_err(req, fs_errno(rc));
+		return;
+	}
+	dh = calloc(1, sizeof(*dh));
+	if (dh)
+		e = itable_get(fs->itab, ino);
 	if (!dh || !e) {
 		rc = -ENOMEM;
 		goto out_fail;
 	}
 	pthread_mutex_lock(&e->mu);
-	rc = ient_load_locked(e, fs->db);
+	rc = ient_load_at_locked(e, fs->db, v.snap);
 	if (!rc && !S_ISDIR(e->in.mode))
 		rc = -ENOTDIR;
 	if (!rc) {
-		e->nopen++;
-		dh->dotdot = e->in.parent ? e->in.parent : ino;
+		if (!v.sid)
+			e->nopen++;
+		parent = e->in.parent ? e->in.parent : node_ino(ino);
+		/* a snapshot's root sits in /.snapshots */
+		dh->dotdot = v.sid && node_ino(ino) == ROOT_INO
+				     ? NODE_SNAPDIR
+				     : node_make(v.sid, parent);
 	}
 	pthread_mutex_unlock(&e->mu);
 	if (rc)
 		goto out_fail;
-	rc = lsm_snapshot_acquire(fs->db, &dh->snap);
-	if (rc) {
-		pthread_mutex_lock(&e->mu);
-		orphan_release_locked(fs, e);
-		pthread_mutex_unlock(&e->mu);
-		goto out_fail;
-	}
 	pthread_mutex_init(&dh->mu, NULL);
 	dh->e = e;
-	fi->fh = (uintptr_t)dh;
-	if (fuse_reply_open(req, fi) == -ENOENT) {
-		lsm_snapshot_release(fs->db, dh->snap);
-		pthread_mutex_lock(&e->mu);
-		orphan_release_locked(fs, e);
-		pthread_mutex_unlock(&e->mu);
-		itable_put(fs->itab, e);
-		pthread_mutex_destroy(&dh->mu);
-		free(dh);
+	dh->v = v;
+	if (!v.sid)
+		rc = lsm_snapshot_acquire(fs->db, &dh->own_snap);
+	dh->snap = v.sid ? v.snap : dh->own_snap;
+	if (rc) {
+		dir_handle_free(fs, dh);
+		fuse_reply_err(req, fs_errno(rc));
+		return;
 	}
+	fi->fh = (uintptr_t)dh;
+	/* A snapshot's directory never changes: the kernel may cache its
+	 * listing. */
+	fi->cache_readdir = v.sid ? 1 : 0;
+	fi->keep_cache = v.sid ? 1 : 0;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		dir_handle_free(fs, dh);
 	return;
 out_fail:
-	if (e)
-		itable_put(fs->itab, e);
+	itable_put(fs->itab, e);
 	free(dh);
+	snap_view_put(fs, &v);
 	fuse_reply_err(req, fs_errno(rc));
 }
 
 /* Adds one entry of a readdirplus listing; returns its size (0 with
  * *full set when it does not fit). */
-static size_t add_plus(fuse_req_t req, struct lsmfs *fs, char *buf, size_t room,
-		       const char *name, uint64_t ino, uint8_t dtype,
+static size_t add_plus(fuse_req_t req, struct lsmfs *fs,
+		       const struct fs_view *v, char *buf, size_t room,
+		       const char *name, uint64_t node, uint8_t dtype,
 		       off_t next, bool *full)
 {
 	struct fuse_entry_param ep;
@@ -837,19 +954,19 @@ static size_t add_plus(fuse_req_t req, struct lsmfs *fs, char *buf, size_t room,
 
 	memset(&ep, 0, sizeof(ep));
 	if (strcmp(name, ".") && strcmp(name, ".."))
-		ce = itable_get(fs->itab, ino);
+		ce = itable_get(fs->itab, node);
 	if (ce) {
 		pthread_mutex_lock(&ce->mu);
-		rc = ient_load_locked(ce, fs->db);
+		rc = ient_load_at_locked(ce, fs->db, v->snap);
 		if (!rc)
-			fs_fill_entry(fs, ino, &ce->in, &ep);
+			fs_fill_entry(fs, node, &ce->in, &ep);
 		pthread_mutex_unlock(&ce->mu);
 	}
 	if (rc) {
 		/* "." and "..", or an entry removed since the snapshot: no
 		 * inode for the kernel to learn, a plain entry. */
 		ep.ino = 0;
-		ep.attr.st_ino = ino;
+		ep.attr.st_ino = node;
 		ep.attr.st_mode = (mode_t)dtype << 12;
 	}
 	n = fuse_add_direntry_plus(req, buf, room, name, &ep, next);
@@ -863,18 +980,18 @@ static size_t add_plus(fuse_req_t req, struct lsmfs *fs, char *buf, size_t room,
 	return n;
 }
 
-static size_t add_entry(fuse_req_t req, struct lsmfs *fs, bool plus, char *buf,
-			size_t room, const char *name, uint64_t ino,
-			uint8_t dtype, off_t next, bool *full)
+size_t dir_add_entry(fuse_req_t req, struct lsmfs *fs, const struct fs_view *v,
+		     bool plus, char *buf, size_t room, const char *name,
+		     uint64_t node, uint8_t dtype, off_t next, bool *full)
 {
 	struct stat st;
 	size_t n;
 
 	if (plus)
-		return add_plus(req, fs, buf, room, name, ino, dtype, next,
+		return add_plus(req, fs, v, buf, room, name, node, dtype, next,
 				full);
 	memset(&st, 0, sizeof(st));
-	st.st_ino = ino;
+	st.st_ino = node;
 	st.st_mode = (mode_t)dtype << 12;
 	n = fuse_add_direntry(req, buf, room, name, &st, next);
 	if (n > room) {
@@ -889,7 +1006,8 @@ static int list_dir(fuse_req_t req, struct lsmfs *fs, struct dir_handle *dh,
 		    size_t *used_out)
 {
 	uint8_t lo[KEY_MAX_LEN], hi[KEY_MAX_LEN];
-	uint64_t ino = dh->e->ino;
+	uint64_t node = dh->e->ino, ino = node_ino(node);
+	bool is_live_root = node == ROOT_INO;
 	char name[FS_NAME_MAX + 1];
 	size_t used = 0;
 	bool full = false;
@@ -898,15 +1016,16 @@ static int list_dir(fuse_req_t req, struct lsmfs *fs, struct dir_handle *dh,
 	int rc;
 
 	if (pos < 1) {
-		used += add_entry(req, fs, plus, buf + used, size - used, ".",
-				  ino, DT_DIR, 1, &full);
+		used += dir_add_entry(req, fs, &dh->v, plus, buf + used,
+				      size - used, ".", node, DT_DIR, 1, &full);
 		if (full)
 			goto out;
 		pos = 1;
 	}
 	if (pos < 2) {
-		used += add_entry(req, fs, plus, buf + used, size - used, "..",
-				  dh->dotdot, DT_DIR, 2, &full);
+		used += dir_add_entry(req, fs, &dh->v, plus, buf + used,
+				      size - used, "..", dh->dotdot, DT_DIR, 2,
+				      &full);
 		if (full)
 			goto out;
 		pos = 2;
@@ -931,18 +1050,28 @@ static int list_dir(fuse_req_t req, struct lsmfs *fs, struct dir_handle *dh,
 			lsm_iter_next(it);
 	}
 	for (; lsm_iter_valid(it); lsm_iter_next(it)) {
-		size_t klen, vlen, n;
+		size_t klen, vlen, n = 0;
 		const uint8_t *k = lsm_iter_key(it, &klen);
 		const uint8_t *v = lsm_iter_value(it, &vlen);
+		uint64_t child;
 
 		if (klen <= 9 || klen > KEY_MAX_LEN || vlen != DIRENT_VAL_LEN)
 			continue; /* malformed: skip rather than fail */
+		child = key_get_be64(v);
+		if (child == 0 || child >= NODE_INO_LIMIT)
+			continue;
 		memcpy(name, k + 9, klen - 9);
 		name[klen - 9] = '\0';
-		n = add_entry(req, fs, plus, buf + used, size - used, name,
-			      key_get_be64(v), v[8], pos + 1, &full);
-		if (full)
-			break;
+		/* A stored root entry named ".snapshots" is shadowed by the
+		 * snapshot directory: it keeps its position, unlisted. */
+		if (!(is_live_root && strcmp(name, SNAPDIR_NAME) == 0)) {
+			n = dir_add_entry(req, fs, &dh->v, plus, buf + used,
+					  size - used, name,
+					  node_make(dh->v.sid, child), v[8],
+					  pos + 1, &full);
+			if (full)
+				break;
+		}
 		used += n;
 		pos++;
 		memcpy(dh->last_key, k, klen);
@@ -967,7 +1096,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	char *buf;
 	int rc = 0;
 
-	(void)ino;
+	if (ino == NODE_SNAPDIR) {
+		snapdir_readdir(fs, req, size, off, plus);
+		return;
+	}
 	buf = malloc(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -975,14 +1107,18 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	pthread_mutex_lock(&dh->mu);
 	if (off == 0) {
+		dh->next_off = 0;
+		dh->last_key_len = 0;
+	}
+	if (off == 0 && dh->own_snap) {
+		/* rewinddir sees the live directory as it is now */
 		lsm_snapshot *snap;
 
 		rc = lsm_snapshot_acquire(fs->db, &snap);
 		if (!rc) {
-			lsm_snapshot_release(fs->db, dh->snap);
+			lsm_snapshot_release(fs->db, dh->own_snap);
+			dh->own_snap = snap;
 			dh->snap = snap;
-			dh->next_off = 0;
-			dh->last_key_len = 0;
 		}
 	}
 	if (!rc)
@@ -1011,20 +1147,9 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
 	struct lsmfs *fs = fuse_req_userdata(req);
-	struct dir_handle *dh = (struct dir_handle *)(uintptr_t)fi->fh;
-	int rc;
 
-	(void)ino;
-	lsm_snapshot_release(fs->db, dh->snap);
-	pthread_mutex_lock(&dh->e->mu);
-	rc = orphan_release_locked(fs, dh->e);
-	pthread_mutex_unlock(&dh->e->mu);
-	if (rc)
-		fs_log(fs, LOG_ERR, "releasedir of inode %llu: %s",
-		       (unsigned long long)dh->e->ino, lsm_strerror(rc));
-	itable_put(fs->itab, dh->e);
-	pthread_mutex_destroy(&dh->mu);
-	free(dh);
+	if (ino != NODE_SNAPDIR && fi->fh)
+		dir_handle_free(fs, (struct dir_handle *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 

@@ -19,6 +19,10 @@
  *     count in e->nopen, dropped at release.
  *  4. No file descriptor is held per file: all data goes through the
  *     engine.
+ *  5. Snapshot files (snap.c) open read-only only (else EROFS); while
+ *     open, e->snap holds a reference on their snapshot and reads go
+ *     through its handle, so they keep working after the snapshot is
+ *     deleted. write, fallocate and copy_file_range into them: EROFS.
  *
  * Thread safety: any loop thread.
  */
@@ -29,7 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "snap.h"
 
 /* Largest file offset: block indexes must fit comfortably in a u64. */
 #define FS_MAX_FILE_SIZE ((uint64_t)INT64_MAX)
@@ -164,15 +168,27 @@ static int write_locked(struct lsmfs *fs, struct inode_ent *e, const char *buf,
 	return rc;
 }
 
-/* Size of e's file, loading the record if needed. */
-static int file_size(struct lsmfs *fs, struct inode_ent *e, uint64_t *size)
+/* Size of the open file e, loading the record if needed, and the handle
+ * its data is read at (NULL for a live file). */
+static int file_size(struct lsmfs *fs, struct inode_ent *e, uint64_t *size,
+		     const lsm_snapshot **snap)
 {
+	const lsm_snapshot *s = NULL;
 	int rc;
 
 	pthread_mutex_lock(&e->mu);
-	rc = ient_load_locked(e, fs->db);
-	if (!rc)
+	if (node_is_live(e->ino)) {
+		rc = ient_load_locked(e, fs->db);
+	} else if (e->snap) {
+		s = snap_handle(e->snap);
+		rc = ient_load_at_locked(e, fs->db, s);
+	} else {
+		rc = -EBADF; /* not opened through snap_open_ent */
+	}
+	if (!rc) {
 		*size = e->in.size;
+		*snap = s;
+	}
 	pthread_mutex_unlock(&e->mu);
 	return rc;
 }
@@ -196,13 +212,52 @@ static int open_ent(struct lsmfs *fs, struct inode_ent *e,
 	return 0;
 }
 
-static void close_ent(struct lsmfs *fs, struct inode_ent *e)
+/* Opens snapshot node e read-only: the handle takes a reference on the
+ * snapshot (kept in e->snap while any handle is open). */
+static int snap_open_ent(struct lsmfs *fs, struct inode_ent *e,
+			 struct fuse_file_info *fi)
 {
+	struct fs_view v;
 	int rc;
 
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+		return -EROFS;
+	rc = snap_view_get(fs, e->ino, &v);
+	if (rc)
+		return rc;
 	pthread_mutex_lock(&e->mu);
-	rc = orphan_release_locked(fs, e);
+	rc = ient_load_at_locked(e, fs->db, v.snap);
+	if (!rc && S_ISDIR(e->in.mode))
+		rc = -EISDIR;
+	if (!rc) {
+		if (e->nopen++ == 0) {
+			e->snap = v.se; /* the view's reference moves here */
+			fs_view_live(&v);
+		}
+	}
 	pthread_mutex_unlock(&e->mu);
+	snap_view_put(fs, &v);
+	if (rc)
+		return rc;
+	fi->fh = (uintptr_t)e;
+	fi->keep_cache = 1; /* snapshot data never changes */
+	return 0;
+}
+
+static void close_ent(struct lsmfs *fs, struct inode_ent *e)
+{
+	struct snap_ent *se = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&e->mu);
+	if (node_is_live(e->ino)) {
+		rc = orphan_release_locked(fs, e);
+	} else if (e->nopen > 0 && --e->nopen == 0) {
+		se = e->snap;
+		e->snap = NULL;
+	}
+	pthread_mutex_unlock(&e->mu);
+	snap_put(fs, se);
 	if (rc)
 		fs_log(fs, LOG_ERR, "release of inode %llu: %s",
 		       (unsigned long long)e->ino, lsm_strerror(rc));
@@ -219,9 +274,13 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	rc = dir_make_node(fs, req, parent, name, S_IFREG | (mode & 07777), 0,
 			   NULL, true, &ep, &child);
-	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
+	if (rc == -EEXIST && !(fi->flags & O_EXCL) &&
+	    !snapdir_is_name(parent, name)) {
 		/* Lost a race with another creator: open what is there. */
-		rc = dir_lookup_entry(fs, parent, name, &ep, &child);
+		struct fs_view live;
+
+		fs_view_live(&live);
+		rc = dir_lookup_entry(fs, &live, parent, name, &ep, &child);
 		if (!rc) {
 			rc = open_ent(fs, child, fi);
 			if (rc) {
@@ -254,7 +313,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = open_ent(fs, e, fi);
+	if (node_is_live(ino))
+		rc = open_ent(fs, e, fi);
+	else if (ino == NODE_SNAPDIR)
+		rc = -EISDIR;
+	else
+		rc = snap_open_ent(fs, e, fi);
 	if (rc) {
 		itable_put(fs->itab, e);
 		fuse_reply_err(req, fs_errno(rc));
@@ -269,13 +333,14 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct lsmfs *fs = fuse_req_userdata(req);
 	struct inode_ent *e = fh_ent(fi);
+	const lsm_snapshot *snap;
 	uint64_t fsize;
 	char *buf;
 	size_t n;
 	int rc;
 
 	(void)ino;
-	rc = file_size(fs, e, &fsize);
+	rc = file_size(fs, e, &fsize, &snap);
 	if (rc) {
 		fuse_reply_err(req, fs_errno(rc));
 		return;
@@ -291,7 +356,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = fs_read_data(fs, e->ino, (uint64_t)off, n, buf);
+	rc = fs_read_data(fs, snap, node_ino(e->ino), (uint64_t)off, n, buf);
 	if (rc)
 		fuse_reply_err(req, fs_errno(rc));
 	else
@@ -307,6 +372,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	int rc;
 
 	(void)ino;
+	if (!node_is_live(e->ino)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -400,6 +469,10 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	int rc;
 
 	(void)ino;
+	if (!node_is_live(e->ino)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE) ||
 	    ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))) {
 		fuse_reply_err(req, EOPNOTSUPP);
@@ -458,15 +531,15 @@ out_unlock:
 }
 
 /* SEEK_DATA / SEEK_HOLE over the block keys. */
-static int seek_blocks(struct lsmfs *fs, uint64_t ino, uint64_t size,
-		       uint64_t off, int whence, uint64_t *out)
+static int seek_blocks(struct lsmfs *fs, const lsm_snapshot *snap, uint64_t ino,
+		       uint64_t size, uint64_t off, int whence, uint64_t *out)
 {
 	uint8_t lo[KEY_MAX_LEN], hi[KEY_MAX_LEN];
 	uint64_t want = off / FS_BLOCK_SIZE, res;
 	lsm_iter *it;
 	int rc;
 
-	rc = fs_iter_range(fs, NULL, lo, key_block(lo, ino, want), hi,
+	rc = fs_iter_range(fs, snap, lo, key_block(lo, ino, want), hi,
 			   key_ino(hi, KEY_BLOCK, ino + 1), &it);
 	if (rc)
 		return rc;
@@ -510,6 +583,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 {
 	struct lsmfs *fs = fuse_req_userdata(req);
 	struct inode_ent *e = fh_ent(fi);
+	const lsm_snapshot *snap;
 	uint64_t size, res;
 	int rc;
 
@@ -518,11 +592,12 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	rc = file_size(fs, e, &size);
+	rc = file_size(fs, e, &size, &snap);
 	if (!rc && (off < 0 || (uint64_t)off >= size))
 		rc = -ENXIO;
 	if (!rc)
-		rc = seek_blocks(fs, e->ino, size, (uint64_t)off, whence, &res);
+		rc = seek_blocks(fs, snap, node_ino(e->ino), size,
+				 (uint64_t)off, whence, &res);
 	if (rc)
 		fuse_reply_err(req, fs_errno(rc));
 	else
@@ -539,6 +614,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 {
 	struct lsmfs *fs = fuse_req_userdata(req);
 	struct inode_ent *ein = fh_ent(fi_in), *eout = fh_ent(fi_out);
+	const lsm_snapshot *snap;
 	size_t done = 0;
 	uint64_t isize;
 	char *buf;
@@ -546,6 +622,10 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 
 	(void)ino_in;
 	(void)ino_out;
+	if (!node_is_live(eout->ino)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	if (flags != 0 || off_in < 0 || off_out < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -557,7 +637,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = file_size(fs, ein, &isize);
+	rc = file_size(fs, ein, &isize, &snap);
 	while (!rc && done < len && (uint64_t)off_in + done < isize) {
 		size_t n = len - done < COPY_CHUNK ? len - done : COPY_CHUNK;
 
@@ -565,8 +645,8 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			n = (size_t)(isize - ((uint64_t)off_in + done));
 		rc = space_admit(fs, n);
 		if (!rc)
-			rc = fs_read_data(fs, ein->ino, (uint64_t)off_in + done,
-					  n, buf);
+			rc = fs_read_data(fs, snap, node_ino(ein->ino),
+					  (uint64_t)off_in + done, n, buf);
 		if (rc)
 			break;
 		pthread_mutex_lock(&eout->mu);

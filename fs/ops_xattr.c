@@ -14,6 +14,8 @@
  *     never stale.
  *  3. Limits (like ext4 + the VFS): name <= 255 bytes (ERANGE), value <=
  *     65536 bytes (E2BIG).
+ *  4. Snapshot nodes are read at their snapshot (snap.c); set and remove
+ *     on them or on /.snapshots are EROFS; /.snapshots has no xattrs.
  *
  * Thread safety: any loop thread.
  */
@@ -22,7 +24,7 @@
 #include <string.h>
 #include <sys/xattr.h>
 
-#include "fs.h"
+#include "snap.h"
 
 #define CAPS_NAME "security.capability"
 
@@ -49,6 +51,10 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	bool exists;
 	int rc;
 
+	if (!node_is_live(ino)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	if (name_len == 0 || name_len > FS_NAME_MAX) {
 		fuse_reply_err(req, ERANGE);
 		return;
@@ -127,16 +133,27 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	struct inode_ent *e = NULL;
 	uint8_t key[KEY_MAX_LEN];
 	void *val = NULL;
+	struct fs_view v;
 	int rc;
 
 	if (name_len == 0 || name_len > FS_NAME_MAX) {
 		fuse_reply_err(req, ERANGE);
 		return;
 	}
-	klen = key_xattr(key, ino, name, name_len);
+	if (ino == NODE_SNAPDIR) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	rc = snap_view_get(fs, ino, &v);
+	if (rc) {
+		fuse_reply_err(req, fs_errno(rc));
+		return;
+	}
+	klen = key_xattr(key, node_ino(ino), name, name_len);
 	if (is_caps) {
 		e = itable_get(fs->itab, ino);
 		if (!e) {
+			snap_view_put(fs, &v);
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
@@ -144,11 +161,13 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		if (e->no_caps) {
 			pthread_mutex_unlock(&e->mu);
 			itable_put(fs->itab, e);
+			snap_view_put(fs, &v);
 			fuse_reply_err(req, ENODATA);
 			return;
 		}
 	}
-	rc = lsm_get(fs->db, NULL, key, klen, &val, &vlen);
+	rc = lsm_get(fs->db, v.snap, key, klen, &val, &vlen);
+	snap_view_put(fs, &v);
 	if (rc == LSM_E_NOTFOUND) {
 		rc = -ENODATA;
 		if (e)
@@ -175,15 +194,23 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	uint8_t lo[KEY_MAX_LEN], hi[KEY_MAX_LEN];
 	size_t used = 0, cap = 4096;
 	char *buf = malloc(cap);
+	struct fs_view v;
 	lsm_iter *it;
-	int rc;
+	int rc = 0;
 
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = fs_iter_range(fs, NULL, lo, key_ino(lo, KEY_XATTR, ino), hi,
-			   key_ino(hi, KEY_XATTR, ino + 1), &it);
+	fs_view_live(&v);
+	if (ino == NODE_SNAPDIR)
+		goto out; /* no xattrs */
+	rc = snap_view_get(fs, ino, &v);
+	if (rc)
+		goto out;
+	rc = fs_iter_range(fs, v.snap, lo,
+			   key_ino(lo, KEY_XATTR, node_ino(ino)), hi,
+			   key_ino(hi, KEY_XATTR, node_ino(ino) + 1), &it);
 	if (rc)
 		goto out;
 	for (lsm_iter_first(it); lsm_iter_valid(it); lsm_iter_next(it)) {
@@ -210,6 +237,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		rc = lsm_iter_status(it);
 	lsm_iter_free(it);
 out:
+	snap_view_put(fs, &v);
 	if (rc)
 		fuse_reply_err(req, fs_errno(rc));
 	else if (size == 0)
@@ -231,6 +259,10 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	lsm_batch *b = NULL;
 	int rc;
 
+	if (!node_is_live(ino)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	if (name_len == 0 || name_len > FS_NAME_MAX) {
 		fuse_reply_err(req, ERANGE);
 		return;

@@ -14,6 +14,8 @@
  *     race.
  *  3. Deleting an inode is one batch: a point delete of the record and
  *     of the "O" key, and one range deletion each for blocks and xattrs.
+ *  4. Live inodes only: a snapshot's node (snap.c) is never deleted, and
+ *     the sweep reads the live tree.
  *
  * Thread safety: *_locked functions run under e->mu; orphan_sweep runs
  * before the session starts.
@@ -44,7 +46,7 @@ void orphan_unlinked_done_locked(struct inode_ent *e,
 				 const struct lsmfs_inode *in)
 {
 	if (e->nopen == 0)
-		ient_invalidate_locked(e);
+		ient_mark_gone_locked(e, in);
 	else
 		ient_store_locked(e, in, NULL, 0);
 }
@@ -56,7 +58,8 @@ int orphan_release_locked(struct lsmfs *fs, struct inode_ent *e)
 
 	if (e->nopen > 0)
 		e->nopen--;
-	if (e->nopen > 0 || !e->is_loaded || e->in.nlink > 0)
+	if (e->nopen > 0 || !e->is_loaded || e->in.nlink > 0 || e->is_gone ||
+	    !node_is_live(e->ino))
 		return 0;
 	b = lsm_batch_new();
 	if (!b)
@@ -65,7 +68,8 @@ int orphan_release_locked(struct lsmfs *fs, struct inode_ent *e)
 	if (!rc)
 		rc = lsm_write(fs->db, b, 0);
 	if (!rc) {
-		ient_invalidate_locked(e);
+		struct lsmfs_inode last = e->in;
+		ient_mark_gone_locked(e, &last);
 		space_freed(fs, e->ino);
 	}
 	lsm_batch_free(b);

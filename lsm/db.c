@@ -228,8 +228,11 @@ static int replay_wal(struct replay *rp, uint64_t number, uint64_t limit,
 		return rc;
 	while ((rc = walr_next(r, &rec, &off)) == 1) {
 		uint64_t seq, count;
-		if (off >= limit)
-			break; /* the abandoned, unacknowledged tail */
+		if (off >= limit) {
+			/* the abandoned, unacknowledged tail */
+			rc = 0;
+			break;
+		}
 		good_end = off + WAL_HEADER_LEN + rec.len;
 		if (is_marker(rec)) {
 			struct wal_info wi = {0};

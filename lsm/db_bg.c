@@ -116,8 +116,15 @@ static int flush_mem(lsm_db *db, struct memtable *m, const uint64_t *snaps,
 int db_write_level0(lsm_db *db, struct memtable *m, struct version_edit *e)
 {
 	struct compact_result res;
-	/* Called during recovery, without the mutex (no thread runs yet). */
-	int rc = flush_mem(db, m, NULL, 0, &res);
+	uint64_t *snaps;
+	size_t n_snaps;
+	/* Called during recovery, without the mutex (no thread runs yet).
+	 * The manifest's named snapshots are loaded: keep what they see. */
+	int rc = db_snapshot_seqs_locked(db, &snaps, &n_snaps);
+	if (rc)
+		return rc;
+	rc = flush_mem(db, m, snaps, n_snaps, &res);
+	free(snaps);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < res.n_files && !rc; i++) {

@@ -40,6 +40,18 @@ def _find_bin():
 LSMFS_BIN = _find_bin()
 
 
+def _find_ctl_bin():
+    b = os.environ.get("LSMFSCTL_BIN")
+    if b:
+        return b
+    # Beside the daemon: <builddir>/fs/lsmfs -> <builddir>/tools/lsmfsctl.
+    build = os.path.dirname(os.path.dirname(os.path.abspath(LSMFS_BIN)))
+    return os.path.join(build, "tools", "lsmfsctl", "lsmfsctl")
+
+
+LSMFSCTL_BIN = _find_ctl_bin()
+
+
 def _unescape_mounts(s):
     # /proc/self/mounts escapes space, tab, newline and backslash as \ooo.
     out, i = [], 0
