@@ -770,11 +770,13 @@ static int open_new_wal_locked(lsm_db *db)
 	if (db->wal) {
 		/* A later synced write in the new WAL promises that this
 		 * one's writes are durable too: sync it before moving on.
-		 * After a failed append (wal_error) it cannot be synced; its
-		 * acknowledged records were flushed to the OS before the
-		 * failure, and its memtable is flushed to an SST next. */
-		if (!db->wal_error) {
-			rc = walw_sync(db->wal);
+		 * After a failed append (wal_error) the writer refuses, but
+		 * its acknowledged records reached the file before the
+		 * failure: sync the file itself (the marker in the new WAL
+		 * says where the good part ends). */
+		{
+			rc = db->wal_error ? walw_sync_file(db->wal)
+					   : walw_sync(db->wal);
 			if (rc) {
 				walw_close(w);
 				db->env->ops->remove_file(db->env, path);

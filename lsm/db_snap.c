@@ -64,6 +64,7 @@ int lsm_snapshot_create(lsm_db *db, const char *name, lsm_snapshot_info *info)
 	struct version_edit e;
 	struct named_snap ns;
 	struct timespec ts;
+	lsm_snapshot *pin;
 	uint64_t seq;
 	int rc;
 
@@ -73,11 +74,19 @@ int lsm_snapshot_create(lsm_db *db, const char *name, lsm_snapshot_info *info)
 	rc = check_name(name);
 	if (rc)
 		return rc;
-	/* invariant 1: everything up to seq is durable before the record. */
-	seq = atomic_load_explicit(&db->last_seq, memory_order_acquire);
-	rc = lsm_sync(db);
+	/* Pin seq as an in-memory snapshot first: a flush or compaction
+	 * that starts before the record is in vs->snaps must already keep
+	 * what seq sees. invariant 1: everything up to seq is durable before
+	 * the record. */
+	rc = lsm_snapshot_acquire(db, &pin);
 	if (rc)
 		return rc;
+	seq = pin->seq;
+	rc = lsm_sync(db);
+	if (rc) {
+		lsm_snapshot_release(db, pin);
+		return rc;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 
 	pthread_mutex_lock(&db->mu);
@@ -114,6 +123,7 @@ int lsm_snapshot_create(lsm_db *db, const char *name, lsm_snapshot_info *info)
 	}
 out:
 	pthread_mutex_unlock(&db->mu);
+	lsm_snapshot_release(db, pin);
 	return rc;
 }
 

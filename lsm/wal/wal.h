@@ -33,6 +33,9 @@ int walw_add(struct wal_writer *w, const void *p, size_t len);
 int walw_flush(struct wal_writer *w);
 /* Makes every added record durable (survives a power cut). */
 int walw_sync(struct wal_writer *w);
+/* fsync of what reached the file, even after an error (for a WAL
+ * abandoned after a failed append: its good part must be durable). */
+int walw_sync_file(struct wal_writer *w);
 /* Bytes of the log file so far, headers included. */
 uint64_t walw_size(const struct wal_writer *w);
 /* Flushes (does not sync), closes and frees w, even on error. */

@@ -110,6 +110,11 @@ int walw_sync(struct wal_writer *w)
 	return rc;
 }
 
+int walw_sync_file(struct wal_writer *w)
+{
+	return wfile_sync(w->f);
+}
+
 uint64_t walw_size(const struct wal_writer *w)
 {
 	return wfile_size(w->f);

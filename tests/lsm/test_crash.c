@@ -28,6 +28,12 @@
  *  4. A failing mutating operation (sticky or once) never corrupts the
  *     store: it reopens without faults with every synced batch present;
  *     faults during lsm_open leave the store as it was.
+ *  5. Named snapshots created now and then in the power-cut and
+ *     failing-operation workloads: one whose create returned exists after
+ *     recovery and reads exactly the model as it was at the create (which
+ *     also makes every batch before it durable); one whose create or
+ *     delete failed may or may not exist, but if it does it is complete.
+ *     A deletion that returned is not undone by a cut.
  *
  * On failure the test prints the seed, the cycle and the batch index.
  * LSM_TEST_SCALE=n divides the number of cycles by n; LSM_TEST_SEED adds a
@@ -184,6 +190,15 @@ static void apply_batch(struct mslot *m, const struct cbatch *b)
 
 /* ---- the test context ---- */
 
+#define MAX_NAMED 4
+
+/* A named snapshot the test made: the model when it was created. */
+struct named {
+	enum { NAMED_FREE, NAMED_ACKED, NAMED_MAYBE } status;
+	char name[24];
+	struct mslot state[N_KEYS];
+};
+
 struct cctx {
 	uint64_t seed, rs;
 	const char *test;
@@ -201,10 +216,13 @@ struct cctx {
 	int n_acked;      /* batches[0..n_acked) were acknowledged */
 	bool failed_tail; /* batches[n_acked] failed: may or may not apply */
 	uint64_t next_gen;
+	struct named named[MAX_NAMED];
+	unsigned named_counter; /* names are fresh: "n<counter>" */
 	lsm_batch *b;
 	uint8_t vbuf[MAX_VALUE];
 	/* statistics */
 	unsigned n_cuts, n_torn, n_lost_unsynced, n_write_errors;
+	unsigned n_named_created, n_named_checked, n_named_unsure;
 };
 
 #define CFAIL(c, ...)                                                   \
@@ -343,10 +361,14 @@ static int write_random_batch(struct cctx *c, unsigned sync_pct)
 
 /* Reads the whole store with an iterator into `out`; fails the test on
  * garbage. Returns 0, or the iterator's error. */
-static int scan_db(struct cctx *c, struct mslot *out)
+static int scan_db_at(struct cctx *c, const lsm_snapshot *snap,
+		      struct mslot *out)
 {
+	lsm_iter_options io;
 	lsm_iter *it = NULL;
-	int rc = lsm_iter_new(c->db, NULL, &it);
+	lsm_iter_options_init(&io);
+	io.snapshot = snap;
+	int rc = lsm_iter_new(c->db, &io, &it);
 	if (rc != 0)
 		return rc;
 	memset(out, 0, N_KEYS * sizeof(*out));
@@ -376,6 +398,11 @@ static int scan_db(struct cctx *c, struct mslot *out)
 	rc = lsm_iter_status(it);
 	lsm_iter_free(it);
 	return rc;
+}
+
+static int scan_db(struct cctx *c, struct mslot *out)
+{
+	return scan_db_at(c, NULL, out);
 }
 
 /* Point reads of a sample of keys must agree with a scanned state. */
@@ -489,6 +516,108 @@ static void maybe_background_op(struct cctx *c)
 	}
 }
 
+/* ---- named snapshots ---- */
+
+/* Now and then: create a named snapshot of the model (a full slot
+ * deletes its oldest first). A failed create or delete leaves the
+ * snapshot's existence unknown until the next recovery. */
+static void maybe_named_op(struct cctx *c, unsigned per_mille)
+{
+	int free_slot = -1, oldest = -1;
+	int rc;
+	if (rnd_below(&c->rs, 1000) >= per_mille)
+		return;
+	for (int i = 0; i < MAX_NAMED; i++) {
+		if (c->named[i].status == NAMED_FREE) {
+			if (free_slot < 0)
+				free_slot = i;
+		} else if (oldest < 0 ||
+			   strcmp(c->named[i].name + 1,
+				  c->named[oldest].name + 1) < 0) {
+			oldest = i;
+		}
+	}
+	if (free_slot < 0) {
+		struct named *n = &c->named[oldest];
+		if (n->status != NAMED_ACKED)
+			return; /* settled at the next recovery */
+		rc = lsm_snapshot_delete(c->db, n->name);
+		if (rc == 0)
+			n->status = NAMED_FREE;
+		else if (rc == LSM_E_NOTFOUND)
+			CFAIL(c, "delete %s: not found", n->name);
+		else
+			n->status = NAMED_MAYBE;
+		return;
+	}
+	struct named *n = &c->named[free_slot];
+	/* zero-padded, so that names compare in creation order */
+	snprintf(n->name, sizeof(n->name), "n%08u", c->named_counter++);
+	memcpy(n->state, c->model, sizeof(n->state));
+	rc = lsm_snapshot_create(c->db, n->name, NULL);
+	if (rc == 0) {
+		n->status = NAMED_ACKED;
+		/* the create synced every batch acknowledged before it */
+		if (c->n_acked > 0)
+			c->last_synced = c->n_acked - 1;
+		c->n_named_created++;
+	} else {
+		if (rc == LSM_E_EXISTS || rc == -EINVAL)
+			CFAIL(c, "create %s: %d", n->name, rc);
+		n->status = NAMED_MAYBE;
+	}
+}
+
+/* After recovery: every acknowledged snapshot exists and equals its
+ * state; an unsure one, if it exists, too; nothing else exists. */
+static void verify_named(struct cctx *c, const char *when)
+{
+	static struct mslot got[N_KEYS]; /* single-threaded test */
+	lsm_snapshot_info *a = NULL;
+	size_t n = 0, n_have = 0;
+	for (int i = 0; i < MAX_NAMED; i++) {
+		struct named *nm = &c->named[i];
+		lsm_snapshot *s = NULL;
+		if (nm->status == NAMED_FREE)
+			continue;
+		int rc = lsm_snapshot_open(c->db, nm->name, &s);
+		if (rc == LSM_E_NOTFOUND && nm->status == NAMED_MAYBE) {
+			nm->status = NAMED_FREE;
+			c->n_named_unsure++;
+			continue;
+		}
+		if (rc != 0)
+			CFAIL(c, "%s: named snapshot %s (%s): open failed %d",
+			      when, nm->name,
+			      nm->status == NAMED_ACKED ? "acknowledged"
+							: "unsure",
+			      rc);
+		rc = scan_db_at(c, s, got);
+		if (rc != 0)
+			CFAIL(c, "%s: scan of snapshot %s failed: %d (%s)",
+			      when, nm->name, rc, lsm_errdetail());
+		lsm_snapshot_release(c->db, s);
+		for (int r = 0; r < N_KEYS; r++)
+			if (memcmp(&got[r], &nm->state[r], sizeof(got[r])) != 0)
+				CFAIL(c,
+				      "%s: named snapshot %s: k%06d has gen "
+				      "%llu, expected gen %llu",
+				      when, nm->name, r,
+				      (unsigned long long)got[r].vgen,
+				      (unsigned long long)nm->state[r].vgen);
+		nm->status = NAMED_ACKED;
+		n_have++;
+		c->n_named_checked++;
+	}
+	int rc = lsm_snapshot_list(c->db, 0, &a, &n);
+	if (rc != 0)
+		CFAIL(c, "%s: lsm_snapshot_list: %d", when, rc);
+	lsm_free(a);
+	if (n != n_have)
+		CFAIL(c, "%s: %zu named snapshots, expected %zu", when, n,
+		      n_have);
+}
+
 /* ---- power cuts ---- */
 
 static void run_power_cuts(void **state, uint64_t seed, unsigned n_cycles)
@@ -514,6 +643,7 @@ static void run_power_cuts(void **state, uint64_t seed, unsigned n_cycles)
 				      "(%s)",
 				      i, rc, lsm_errdetail());
 			maybe_background_op(c);
+			maybe_named_op(c, 15);
 		}
 		bool torn = rnd_below(&c->rs, 2) == 0;
 		uint64_t torn_seed = torn ? rnd(&c->rs) | 1 : 0;
@@ -534,6 +664,7 @@ static void run_power_cuts(void **state, uint64_t seed, unsigned n_cycles)
 			      torn ? "torn" : "clean", rc, lsm_strerror(rc),
 			      lsm_errdetail());
 		verify_recovered(c, torn ? "after torn cut" : "after cut");
+		verify_named(c, torn ? "after torn cut" : "after cut");
 		/* now and then a clean close/reopen cycle too */
 		if (rnd_below(&c->rs, 10) == 0) {
 			assert_int_equal(lsm_close(c->db), 0);
@@ -541,13 +672,16 @@ static void run_power_cuts(void **state, uint64_t seed, unsigned n_cycles)
 			assert_int_equal(open_db(c), 0);
 			begin_cycle(c);
 			verify_recovered(c, "after clean reopen");
+			verify_named(c, "after clean reopen");
 		}
 	}
 	alarm(0);
 	print_message("powercut seed=%llu: %u cuts (%u torn); %u recoveries "
-		      "dropped acknowledged unsynced batches (allowed)\n",
+		      "dropped acknowledged unsynced batches (allowed); %u "
+		      "named snapshots created, checked %u times\n",
 		      (unsigned long long)seed, c->n_cuts, c->n_torn,
-		      c->n_lost_unsynced);
+		      c->n_lost_unsynced, c->n_named_created,
+		      c->n_named_checked);
 	*state = NULL;
 	cctx_free(c);
 	free(c);
@@ -711,6 +845,7 @@ static void test_fail_nth(void **state)
 					      "failed: %d (%s)",
 					      rc, lsm_errdetail());
 				verify_recovered(c, "after failed open");
+				verify_named(c, "after failed open");
 				lsm_close(c->db);
 				c->db = NULL;
 				continue;
@@ -728,6 +863,7 @@ static void test_fail_nth(void **state)
 				break;
 			}
 			maybe_background_op(c);
+			maybe_named_op(c, 20);
 		}
 		watchdog_arm(120, "fail_nth: close");
 		lsm_close(c->db); /* errors allowed */
@@ -742,13 +878,16 @@ static void test_fail_nth(void **state)
 			      sticky ? "sticky" : "once", strerror(-err), rc,
 			      lsm_errdetail());
 		verify_recovered(c, "reopen after failing op");
+		verify_named(c, "reopen after failing op");
 		assert_int_equal(lsm_close(c->db), 0);
 		c->db = NULL;
 	}
 	alarm(0);
 	print_message("fail_nth: %u cycles, %u writes failed, %u opens "
-		      "failed\n",
-		      cycles, n_hit, n_open_failed);
+		      "failed; %u named snapshots created, %u unsure ones "
+		      "absent\n",
+		      cycles, n_hit, n_open_failed, c->n_named_created,
+		      c->n_named_unsure);
 	*state = NULL;
 	cctx_free(c);
 	free(c);

@@ -25,6 +25,10 @@
  *     live keys in the view, in order, with the right values; writes made
  *     while an iterator is open are invisible to it.
  *  3. Nothing changes across flush, compaction and close+reopen.
+ *  3a. Named snapshots (lsm_snapshot_create) read, through handles from
+ *     lsm_snapshot_open, exactly the model as it was at their creation,
+ *     across flushes, compactions and reopens, until deleted; their ids
+ *     go 1, 2, 3... and the list matches the model's.
  *  4. With 4 writers on disjoint key ranges and 2 readers running at once,
  *     readers only ever see well-formed values and ordered keys, snapshot
  *     reads repeat, and the final state equals the union of the writers'
@@ -63,6 +67,7 @@
 
 #define MAX_KEY 24
 #define MAX_SNAPS 5
+#define MAX_NAMED 4
 #define BIG_VALUE 5120
 #define MAX_VALUE (BIG_VALUE + 64)
 
@@ -258,6 +263,14 @@ struct snap {
 	uint64_t taken_at;   /* op index */
 };
 
+/* A named snapshot of the model: its name, id and the model's state when
+ * it was created (it lives across reopens; no handle is kept). */
+struct named {
+	char name[48];
+	uint64_t id;
+	struct mslot *state;
+};
+
 struct mctx {
 	uint64_t seed;
 	uint64_t rs;
@@ -269,6 +282,9 @@ struct mctx {
 	struct mslot *model;
 	struct snap snaps[MAX_SNAPS];
 	int n_snaps;
+	struct named named[MAX_NAMED]; /* oldest first */
+	int n_named;
+	uint64_t last_named_id; /* ids are 1, 2, ... never reused */
 	uint64_t next_vgen;
 	lsm_batch *batch;
 	/* workload knobs, drawn from the seed */
@@ -278,7 +294,7 @@ struct mctx {
 	uint8_t ebuf[MAX_VALUE];
 	/* counts, printed at the end */
 	uint64_t n_put, n_del, n_range, n_batch, n_get, n_iter, n_iter_steps,
-		n_snap, n_flush, n_compact, n_reopen;
+		n_snap, n_flush, n_compact, n_reopen, n_named_ops;
 };
 
 static void key_repr(char *out, size_t cap, const uint8_t *k, size_t len)
@@ -614,11 +630,99 @@ static void check_get_rank(struct mctx *c, const struct snap *sn, size_t r)
 		      (unsigned long long)m->vgen);
 }
 
-static void do_get(struct mctx *c)
+/* ---- named snapshots ---- */
+
+static void named_remove_at(struct mctx *c, int i)
 {
-	const struct snap *sn = NULL;
-	if (c->n_snaps > 0 && rnd_below(&c->rs, 3) == 0)
-		sn = &c->snaps[rnd_below(&c->rs, (uint64_t)c->n_snaps)];
+	free(c->named[i].state);
+	memmove(&c->named[i], &c->named[i + 1],
+		(size_t)(c->n_named - i - 1) * sizeof(c->named[0]));
+	c->n_named--;
+}
+
+/* A read handle on named snapshot i, as a struct snap for the checks. */
+static void named_open(struct mctx *c, int i, struct snap *out)
+{
+	int rc = lsm_snapshot_open(c->db, c->named[i].name, &out->s);
+	MCHECK_RC(c, rc, "lsm_snapshot_open");
+	out->state = c->named[i].state;
+	out->taken_at = c->op;
+}
+
+static void do_named_create(struct mctx *c)
+{
+	lsm_snapshot_info info;
+	struct named *n;
+	int rc;
+	if (c->n_named == MAX_NAMED) {
+		/* a taken name */
+		int i = (int)rnd_below(&c->rs, (uint64_t)c->n_named);
+		rc = lsm_snapshot_create(c->db, c->named[i].name, NULL);
+		if (rc != LSM_E_EXISTS)
+			MFAIL(c, "", 0, "create of taken name %s: %d",
+			      c->named[i].name, rc);
+		return;
+	}
+	n = &c->named[c->n_named];
+	/* random bytes (no NUL), then a counter to keep names new */
+	size_t len = (size_t)rnd_below(&c->rs, 24);
+	for (size_t j = 0; j < len; j++)
+		n->name[j] = (char)(1 + rnd_below(&c->rs, 255));
+	snprintf(n->name + len, sizeof(n->name) - len, "#%llu",
+		 (unsigned long long)c->last_named_id + 1);
+	n->state = malloc(c->kt.n * sizeof(*n->state));
+	assert_non_null(n->state);
+	rc = lsm_snapshot_create(c->db, n->name, &info);
+	if (rc != 0) {
+		free(n->state);
+		MCHECK_RC(c, rc, "lsm_snapshot_create");
+	}
+	memcpy(n->state, c->model, c->kt.n * sizeof(*n->state));
+	n->id = info.id;
+	c->n_named++;
+	c->n_named_ops++;
+	if (info.id != c->last_named_id + 1 || strcmp(info.name, n->name))
+		MFAIL(c, "", 0, "named snapshot id %llu, expected %llu",
+		      (unsigned long long)info.id,
+		      (unsigned long long)c->last_named_id + 1);
+	c->last_named_id = info.id;
+}
+
+static void do_named_delete(struct mctx *c)
+{
+	int rc;
+	if (c->n_named == 0) {
+		rc = lsm_snapshot_delete(c->db, "no such snapshot");
+		if (rc != LSM_E_NOTFOUND)
+			MFAIL(c, "", 0, "delete of unknown name: %d", rc);
+		return;
+	}
+	int i = (int)rnd_below(&c->rs, (uint64_t)c->n_named);
+	rc = lsm_snapshot_delete(c->db, c->named[i].name);
+	MCHECK_RC(c, rc, "lsm_snapshot_delete");
+	named_remove_at(c, i);
+	c->n_named_ops++;
+}
+
+/* The engine's list equals the model's: names and ids, oldest first. */
+static void check_named_list(struct mctx *c)
+{
+	lsm_snapshot_info *a = NULL;
+	size_t n = 0;
+	int rc = lsm_snapshot_list(c->db, 0, &a, &n);
+	MCHECK_RC(c, rc, "lsm_snapshot_list");
+	bool ok = n == (size_t)c->n_named;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = a[i].id == c->named[i].id &&
+		     strcmp(a[i].name, c->named[i].name) == 0;
+	lsm_free(a);
+	if (!ok)
+		MFAIL(c, "", 0, "snapshot list: %zu entries, model has %d", n,
+		      c->n_named);
+}
+
+static void do_get_at(struct mctx *c, const struct snap *sn)
+{
 	if (rnd_below(&c->rs, 10) == 0) {
 		/* a key outside the table: never present */
 		uint8_t k[MAX_KEY + 1];
@@ -636,6 +740,38 @@ static void do_get(struct mctx *c)
 	}
 	check_get_rank(c, sn, pick_rank(c));
 	c->n_get++;
+}
+
+static void do_get(struct mctx *c)
+{
+	struct snap named;
+	if (c->n_named > 0 && rnd_below(&c->rs, 6) == 0) {
+		int i = (int)rnd_below(&c->rs, (uint64_t)c->n_named);
+		named_open(c, i, &named);
+		if (rnd_below(&c->rs, 50) == 0) {
+			/* deleted while a handle is open: the handle stays
+			 * good, through a flush too */
+			struct mslot *keep = c->named[i].state;
+			c->named[i].state = NULL;
+			MCHECK_RC(c,
+				  lsm_snapshot_delete(c->db, c->named[i].name),
+				  "lsm_snapshot_delete");
+			named_remove_at(c, i);
+			MCHECK_RC(c, lsm_flush(c->db), "lsm_flush");
+			named.state = keep;
+			for (int j = 0; j < 20; j++)
+				do_get_at(c, &named);
+			free(keep);
+		} else {
+			do_get_at(c, &named);
+		}
+		lsm_snapshot_release(c->db, named.s);
+		return;
+	}
+	const struct snap *sn = NULL;
+	if (c->n_snaps > 0 && rnd_below(&c->rs, 3) == 0)
+		sn = &c->snaps[rnd_below(&c->rs, (uint64_t)c->n_snaps)];
+	do_get_at(c, sn);
 }
 
 /* ---- iterators ---- */
@@ -717,7 +853,14 @@ static void do_iter(struct mctx *c, bool full_scan)
 	size_t lbl = 0, ubl = 0;
 	int rc;
 
-	if (!full_scan && c->n_snaps > 0 && rnd_below(&c->rs, 3) == 0) {
+	struct snap named = {.s = NULL};
+	if (!full_scan && c->n_named > 0 && rnd_below(&c->rs, 6) == 0) {
+		named_open(c, (int)rnd_below(&c->rs, (uint64_t)c->n_named),
+			   &named);
+		sn = &named;
+		io.snapshot = sn->s;
+		v.m = sn->state;
+	} else if (!full_scan && c->n_snaps > 0 && rnd_below(&c->rs, 3) == 0) {
 		sn = &c->snaps[rnd_below(&c->rs, (uint64_t)c->n_snaps)];
 		io.snapshot = sn->s;
 		v.m = sn->state;
@@ -846,6 +989,8 @@ static void do_iter(struct mctx *c, bool full_scan)
 		c->n_iter_steps++;
 	}
 	lsm_iter_free(it);
+	if (named.s != NULL)
+		lsm_snapshot_release(c->db, named.s);
 	free(own);
 }
 
@@ -885,6 +1030,19 @@ static void release_all_snaps(struct mctx *c)
 		snap_release_at(c, c->n_snaps - 1);
 }
 
+/* Every step-th key of every named snapshot, by point reads. */
+static void check_all_named(struct mctx *c, size_t step)
+{
+	for (int i = 0; i < c->n_named; i++) {
+		struct snap named;
+		named_open(c, i, &named);
+		for (size_t r = (size_t)rnd_below(&c->rs, step); r < c->kt.n;
+		     r += step)
+			check_get_rank(c, &named, r);
+		lsm_snapshot_release(c->db, named.s);
+	}
+}
+
 /* Every key of every live snapshot, and of now, by point reads. */
 static void check_all_gets(struct mctx *c)
 {
@@ -893,6 +1051,7 @@ static void check_all_gets(struct mctx *c)
 	for (int i = 0; i < c->n_snaps; i++)
 		for (size_t r = 0; r < c->kt.n; r += 7)
 			check_get_rank(c, &c->snaps[i], r);
+	check_all_named(c, 7);
 }
 
 static void do_reopen(struct mctx *c)
@@ -904,6 +1063,8 @@ static void do_reopen(struct mctx *c)
 	mctx_open(c);
 	c->n_reopen++;
 	do_iter(c, true);
+	check_named_list(c);
+	check_all_named(c, 13);
 }
 
 /* Frees a context in any state: snapshots, handle, directory, memory. */
@@ -916,6 +1077,8 @@ static void mctx_free(struct mctx *c)
 	}
 	for (int i = 0; i < c->n_snaps; i++)
 		free(c->snaps[i].state);
+	while (c->n_named > 0)
+		named_remove_at(c, c->n_named - 1);
 	if (c->dir[0] != '\0')
 		remove_test_dir(c->dir);
 	lsm_batch_free(c->batch);
@@ -995,6 +1158,10 @@ static void run_model(uint64_t seed, uint64_t n_ops, struct mctx **owner)
 			do_reopen(c);
 		} else if (r < 890800) {
 			do_iter(c, true);
+		} else if (r < 891300) {
+			do_named_create(c);
+		} else if (r < 891700) {
+			do_named_delete(c);
 		} else {
 			do_get(c);
 		}
@@ -1011,7 +1178,7 @@ static void run_model(uint64_t seed, uint64_t n_ops, struct mctx **owner)
 	print_message(
 		"seed=%llu done: put=%llu del=%llu range=%llu "
 		"batch=%llu get=%llu iter=%llu steps=%llu snap=%llu "
-		"flush=%llu compact=%llu reopen=%llu\n",
+		"flush=%llu compact=%llu reopen=%llu named=%llu\n",
 		(unsigned long long)seed, (unsigned long long)c->n_put,
 		(unsigned long long)c->n_del, (unsigned long long)c->n_range,
 		(unsigned long long)c->n_batch, (unsigned long long)c->n_get,
@@ -1019,7 +1186,8 @@ static void run_model(uint64_t seed, uint64_t n_ops, struct mctx **owner)
 		(unsigned long long)c->n_iter_steps,
 		(unsigned long long)c->n_snap, (unsigned long long)c->n_flush,
 		(unsigned long long)c->n_compact,
-		(unsigned long long)c->n_reopen);
+		(unsigned long long)c->n_reopen,
+		(unsigned long long)c->n_named_ops);
 	assert_int_equal(lsm_close(c->db), 0);
 	c->db = NULL;
 	*owner = NULL;
