@@ -177,8 +177,14 @@ static int scan_checkpoint(int ckfd, const char *ckpath, struct ck_sst **ssts,
 				}
 				list = g;
 			}
+			size_t len = strlen(nm_);
+			if (len >= sizeof(list[n].name)) {
+				rc = bk_fail(e, -EINVAL, "%s/%s: name too long",
+					     ckpath, nm_);
+				break;
+			}
 			memset(&list[n], 0, sizeof(list[n]));
-			snprintf(list[n].name, sizeof(list[n].name), "%s", nm_);
+			memcpy(list[n].name, nm_, len + 1);
 			list[n].number = number;
 			list[n].size = (uint64_t)st.st_size;
 			n++;
