@@ -696,8 +696,10 @@ static int read_line(struct ctl_server *s, int fd, size_t *len_out)
 				continue;
 			return -errno;
 		}
-		if (got == 0)
+		if (got == 0) {
+			*len_out = len; /* bytes received before the close */
 			return -ENODATA;
+		}
 		nl = memchr(s->line + len, '\n', (size_t)got);
 		len += (size_t)got;
 		if (nl) {
@@ -785,8 +787,14 @@ static void serve(struct ctl_server *s, int fd)
 		     (unsigned)cr.uid, (unsigned)getuid());
 		goto out_refuse;
 	}
-	s->n_requests++;
 	rc = read_line(s, fd, &len);
+	if (rc == -ENODATA && len == 0) {
+		/* Closed without a byte: a client checking that the daemon
+		 * is there (lsmfsctl does before a backup), not a request. */
+		conn_close(fd);
+		return;
+	}
+	s->n_requests++;
 	switch (rc) {
 	case 0:
 		if (strlen(s->line) != len)

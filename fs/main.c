@@ -41,17 +41,21 @@
 
 void fs_log(struct lsmfs *fs, int prio, const char *fmt, ...)
 {
+	char line[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (fs && fs->use_syslog) {
-		vsyslog(prio, fmt, ap);
-	} else {
-		fputs("lsmfs: ", stderr);
-		vfprintf(stderr, fmt, ap);
-		fputc('\n', stderr);
-	}
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/* One message, one line: names from users (files, snapshots) may
+	 * hold newlines or terminal escapes. */
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	if (fs && fs->use_syslog)
+		syslog(prio, "%s", line);
+	else
+		fprintf(stderr, "lsmfs: %s\n", line);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)

@@ -18,8 +18,11 @@
  * Every request on a snapshot node takes a reference for its duration
  * (snap_view_get/put), open files and directories keep theirs until
  * release, and the table holds one while the snapshot is listed. Deleting
- * a snapshot unlists it at once (its nodes answer ENOENT from then on)
- * while the handle lives on until the last reference is dropped.
+ * a snapshot unlists it at once (it can no longer be found by name), while
+ * its nodes keep working as long as something holds a reference (an open
+ * file in it, a request in flight): a file open in a deleted snapshot
+ * stays readable and fstat-able until closed. After the last reference
+ * its nodes answer ENOENT.
  *
  * Invariants:
  *  1. t->v holds every entry not yet freed, in ascending id order; a
@@ -146,7 +149,7 @@ struct snap_ent *snap_get(struct lsmfs *fs, uint64_t sid)
 		return NULL;
 	pthread_mutex_lock(&t->mu);
 	i = lower_bound_locked(t, sid);
-	if (i < t->n_ents && t->v[i]->id == sid && !t->v[i]->is_deleted) {
+	if (i < t->n_ents && t->v[i]->id == sid) {
 		se = t->v[i];
 		se->nref++;
 	}
@@ -499,17 +502,23 @@ int snapdir_rmdir(struct lsmfs *fs, fuse_req_t req, const char *name)
 }
 
 /* References on every listed snapshot with id > after, in id order, in a
- * malloc'd array (NULL when there is none). */
-static size_t list_after(struct lsmfs *fs, uint64_t after,
-			 struct snap_ent ***out)
+ * malloc'd array *out (NULL when there is none) of *n_out: 0, or -ENOMEM
+ * (the listing must not silently come back empty). */
+static int list_after(struct lsmfs *fs, uint64_t after, struct snap_ent ***out,
+		      size_t *n_out)
 {
 	struct snap_table *t = fs->snaps;
 	struct snap_ent **v = NULL;
 	size_t n = 0;
 
 	pthread_mutex_lock(&t->mu);
-	if (t->n_ents)
+	if (t->n_ents) {
 		v = malloc(t->n_ents * sizeof(*v));
+		if (!v) {
+			pthread_mutex_unlock(&t->mu);
+			return -ENOMEM;
+		}
+	}
 	for (size_t i = lower_bound_locked(t, after + 1); v && i < t->n_ents;
 	     i++) {
 		if (t->v[i]->is_deleted)
@@ -519,7 +528,8 @@ static size_t list_after(struct lsmfs *fs, uint64_t after,
 	}
 	pthread_mutex_unlock(&t->mu);
 	*out = v;
-	return n;
+	*n_out = n;
+	return 0;
 }
 
 /*
@@ -551,8 +561,12 @@ void snapdir_readdir(struct lsmfs *fs, fuse_req_t req, size_t size, off_t off,
 		used += dir_add_entry(req, fs, &live, plus, buf + used,
 				      size - used, "..", ROOT_INO, DT_DIR, 2,
 				      &full);
-	if (!full)
-		n = list_after(fs, off > 2 ? (uint64_t)off - 2 : 0, &v);
+	if (!full &&
+	    list_after(fs, off > 2 ? (uint64_t)off - 2 : 0, &v, &n) != 0) {
+		free(buf);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	for (i = 0; i < n && !full; i++) {
 		struct fs_view sv = {v[i], v[i]->snap, v[i]->id};
 

@@ -44,7 +44,7 @@ int snap_create(struct lsmfs *fs, const char *name, lsm_snapshot_info *info,
 int snap_delete(struct lsmfs *fs, const char *name, bool notify_kernel);
 
 /* The snapshot with engine id sid with one more reference, or NULL when
- * it does not exist (deleted). */
+ * it does not exist (deleted, and nothing holds it any more). */
 struct snap_ent *snap_get(struct lsmfs *fs, uint64_t sid);
 /* Drops a reference (se may be NULL); the last one releases the engine's
  * read handle. */

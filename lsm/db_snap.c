@@ -9,7 +9,8 @@
  * A checkpoint is a directory that opens as a store: hard links to every
  * live SST, a fresh MANIFEST and CURRENT, an empty WAL (the manifest names
  * it as the live log), and a fresh IDENTITY (once opened, the copy is a
- * store of its own).
+ * store of its own). It is durable when lsm_checkpoint returns (its
+ * directory and the parent's entry synced); a failed one is removed.
  *
  * Invariants:
  *  1. A named snapshot at sequence s is recorded only after every write
@@ -395,6 +396,40 @@ static int link_version_files(lsm_db *db, const struct version *v,
 	return rc;
 }
 
+/* Removes what a failed checkpoint left in dir, and dir. */
+static void remove_checkpoint(lsm_env *env, const char *dir)
+{
+	char **names, path[4096];
+	size_t n;
+	if (env->ops->list_dir(env, dir, &names, &n) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+			env->ops->remove_file(env, path);
+		}
+		env_free_names(names, n);
+	}
+	env->ops->remove_dir(env, dir);
+}
+
+/* Syncs the directory holding path (its new entry must be durable). */
+static int sync_parent(lsm_env *env, const char *path)
+{
+	char parent[4096];
+	char *slash;
+	snprintf(parent, sizeof(parent), "%s", path);
+	while ((slash = strrchr(parent, '/')) && slash[1] == 0 &&
+	       slash != parent)
+		*slash = 0; /* trailing slashes */
+	slash = strrchr(parent, '/');
+	if (!slash)
+		return env->ops->sync_dir(env, ".");
+	if (slash == parent)
+		slash[1] = 0; /* "/x" -> "/" */
+	else
+		*slash = 0;
+	return env->ops->sync_dir(env, parent);
+}
+
 int lsm_checkpoint(lsm_db *db, const char *dir)
 {
 	struct version *v;
@@ -420,8 +455,10 @@ int lsm_checkpoint(lsm_db *db, const char *dir)
 	/* invariant 2: everything up to `covered` is in SSTs after this. */
 	covered = atomic_load_explicit(&db->last_seq, memory_order_acquire);
 	rc = db_flush_wait(db);
-	if (rc)
+	if (rc) {
+		remove_checkpoint(db->env, dir);
 		return rc;
+	}
 
 	pthread_mutex_lock(&db->mu);
 	v = vset_current_ref(db->vs);
@@ -454,8 +491,11 @@ int lsm_checkpoint(lsm_db *db, const char *dir)
 	}
 	if (!rc)
 		rc = db->env->ops->sync_dir(db->env, dir);
+	if (!rc)
+		rc = sync_parent(db->env, dir);
 	if (rc) {
 		db_log(db, "checkpoint %s failed: %s", dir, lsm_strerror(rc));
+		remove_checkpoint(db->env, dir);
 		return rc;
 	}
 	db_log(db, "checkpoint %s (manifest %llu)", dir,

@@ -511,3 +511,20 @@ def test_interrupted_backup(mnt):
     backup(mnt, "s", dest)
     assert _tmp_files(dest) == []
     assert ctl("verify", dest).returncode == 0
+
+
+def test_reuse_checks_the_file_tail(mnt):
+    """An SST DEST already holds is reused only if it ends like the store's
+    file: a damaged copy (or another store's file under the same identity
+    and number) stops the backup instead of being named again."""
+    dest, _ = _small_backup(mnt, "s1")
+    take_snapshot(mnt, "s2")
+    ssts = sorted(sst_files(dest))
+    path = os.path.join(dest, "sst", ssts[0])
+    flip_byte(path, os.path.getsize(path) - 10)
+    before = records(dest)
+    r = backup(mnt, "s2", dest, check=False)
+    assert r.returncode == 2, r.err
+    assert "differs from SST" in r.err and r.err.count("\n") == 1, r.err
+    assert records(dest) == before
+    no_checkpoints_left(mnt)

@@ -643,3 +643,30 @@ def test_control_socket_snapshots_reach_the_kernel(mnt):
     assert err_of(os.stat, sdir(mnt, "viactl", "f")) == "ENOENT"
     assert os.stat(sdir(mnt)).st_nlink == 2
     assert os.listdir(sdir(mnt)) == []
+
+
+@pytest.fixture
+def mnt_noattrcache():
+    """Attributes never cached by the kernel: every fstat asks the daemon."""
+    from conftest import _mount_fixture
+    yield from _mount_fixture(["attr_timeout=0", "entry_timeout=0"])
+
+
+def test_open_file_in_deleted_snapshot_stays_usable(mnt_noattrcache):
+    m = mnt_noattrcache
+    data = os.urandom(300000)
+    write_file(m.p("big"), data)
+    take(m, "gone")
+    fd = os.open(sdir(m, "gone", "big"), os.O_RDONLY)
+    try:
+        assert os.read(fd, 1000) == data[:1000]
+        os.rmdir(m.p(".snapshots", "gone"))
+        assert not os.path.exists(m.p(".snapshots", "gone"))
+        # The open file keeps working until it is closed, as on ext4 for
+        # an unlinked file.
+        assert os.fstat(fd).st_size == len(data)
+        assert os.pread(fd, len(data), 0) == data
+    finally:
+        os.close(fd)
+    with pytest.raises(FileNotFoundError):
+        os.stat(sdir(m, "gone", "big"))

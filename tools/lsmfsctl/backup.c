@@ -18,8 +18,12 @@
  * Invariants:
  *  1. A record is written only after every SST it names is durable in
  *     DEST with the size and checksum it records.
- *  2. An SST is reused only when a readable record names the same key;
- *     its recorded size must equal the checkpoint file's size.
+ *  2. An SST is reused only when a readable record names the same key,
+ *     its recorded size equals the checkpoint file's size, and the last
+ *     BK_TAIL_CHECK bytes of both files are equal (an SST ends with its
+ *     index, properties and footer, which carry checksums of the rest:
+ *     a store cloned with the same identity that reused a number is
+ *     caught without reading whole files).
  *  3. prune deletes records before files, and only files no remaining
  *     record names; with a damaged record present it deletes nothing.
  *  4. verify reads each SST at most once, however many records use it.
@@ -233,6 +237,45 @@ static int scan_checkpoint(int ckfd, const char *ckpath, struct ck_sst **ssts,
 }
 
 /* The record entry for key (identity, number), from any readable record. */
+#define BK_TAIL_CHECK 4096
+
+/* Reads the last n bytes of fd into buf: 0, or -errno. */
+static int read_tail(int fd, uint64_t size, uint8_t *buf, size_t n)
+{
+	size_t done = 0;
+	while (done < n) {
+		ssize_t r = pread(fd, buf + done, n - done,
+				  (off_t)(size - n + done));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+/* invariant 2: do checkpoint file a/an and DEST file b/bn (both `size`
+ * bytes) end alike? 1 yes, 0 no, or -errno. */
+static int same_tail(int adir, const char *an, int bdir, const char *bn,
+		     uint64_t size)
+{
+	uint8_t x[BK_TAIL_CHECK], y[BK_TAIL_CHECK];
+	size_t n = size < BK_TAIL_CHECK ? (size_t)size : BK_TAIL_CHECK;
+	int a = openat(adir, an, O_RDONLY | O_CLOEXEC);
+	int b = openat(bdir, bn, O_RDONLY | O_CLOEXEC);
+	int rc = a < 0 || b < 0 ? -errno : 0;
+	if (!rc)
+		rc = read_tail(a, size, x, n);
+	if (!rc)
+		rc = read_tail(b, size, y, n);
+	if (a >= 0)
+		close(a);
+	if (b >= 0)
+		close(b);
+	return rc ? rc : memcmp(x, y, n) == 0;
+}
+
 static const struct bk_sst *known_sst(const struct bdir *d,
 				      const char *identity, uint64_t number)
 {
@@ -315,13 +358,29 @@ static int backup_checkpoint(struct bdir *d, const char *name,
 				     "%s holds %" PRIu64 " bytes "
 				     "for SST %s of store %s, the store has "
 				     "%" PRIu64 " (two stores with one "
-				     "identity?)",
+				     "stores with one identity?)",
 				     d->path, k->size, s->name, ck->identity,
 				     s->size);
 			goto out;
 		}
 		if (k && fstatat(d->fd, path, &st, 0) == 0 &&
 		    (uint64_t)st.st_size == k->size) {
+			int same =
+				same_tail(ckfd, s->name, d->fd, path, s->size);
+			if (same < 0) {
+				rc = bk_fail(e, same, "comparing %s with %s/%s",
+					     s->name, d->path, path);
+				goto out;
+			}
+			if (!same) {
+				rc = bk_fail(e, -EEXIST,
+					     "%s/%s differs from SST %s of "
+					     "store %s (a damaged backup file, or two "
+					     "stores with one identity?)",
+					     d->path, path, s->name,
+					     ck->identity);
+				goto out;
+			}
 			s->xxh = k->xxh;
 			continue;
 		}

@@ -260,6 +260,13 @@ int ctl_open(const char *mount, struct ctl_conn **out)
 	return 0;
 }
 
+void ctl_disconnect(struct ctl_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
 const char *ctl_store(const struct ctl_conn *c)
 {
 	return c->store;

@@ -19,6 +19,10 @@ struct ctl_conn;
  * running", ...). */
 int ctl_open(const char *mount, struct ctl_conn **out);
 const char *ctl_store(const struct ctl_conn *c);
+/* Closes the connection ctl_open made without sending anything (the
+ * daemon does not count that as an error); the next ctl_call connects
+ * again. */
+void ctl_disconnect(struct ctl_conn *c);
 /* Sends verb and args, waits for the reply. 0 with *body (malloc'd,
  * NUL-terminated) on "ok"; -1 after printing the daemon's error line. */
 int ctl_call(struct ctl_conn *c, const char *verb, const char *const *args,

@@ -127,8 +127,12 @@ static int snapshot_create(const char *mount, const char *name)
 	char *body;
 	int fd, rc = 2;
 
+	/* ctl_open checks MOUNT and that its daemon answers; the request
+	 * itself goes on a new connection after the sync below, which may
+	 * take longer than the daemon waits for a request line. */
 	if (ctl_open(mount, &c) != 0)
 		return 2;
+	ctl_disconnect(c);
 	/* invariant 3. ENOENT/ESTALE: the kernel's writeback of a file that
 	 * was deleted meanwhile failed, which leaves nothing out of the
 	 * snapshot (the file is not in it). */
