@@ -670,3 +670,33 @@ def test_open_file_in_deleted_snapshot_stays_usable(mnt_noattrcache):
         os.close(fd)
     with pytest.raises(FileNotFoundError):
         os.stat(sdir(m, "gone", "big"))
+
+
+def _sst_bytes(store):
+    return sum(os.path.getsize(os.path.join(store, f))
+               for f in os.listdir(store) if f.endswith(".sst"))
+
+
+def test_deleted_snapshot_space_is_reclaimed(mnt):
+    """A snapshot keeps the data of files deleted after it; `snapshot
+    list` says so; once it is deleted, a compaction gives the space back."""
+    from conftest import LSMFSCTL_BIN as ctl
+    if not os.access(ctl, os.X_OK):
+        pytest.skip("lsmfsctl not built: %s" % ctl)
+    size = 24 << 20
+    write_file(mnt.p("big"), os.urandom(size))
+    take(mnt, "keep")
+    os.unlink(mnt.p("big"))
+    subprocess.run([ctl, "compact", mnt.path], check=True)
+    held = _sst_bytes(mnt.store)
+    assert held >= size, held
+    out = subprocess.run([ctl, "snapshot", "list", mnt.path], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    line = [l for l in out.splitlines() if l.startswith("keep ")][0]
+    amount, unit = line.split()[2:4]
+    assert unit == "MiB" and float(amount) >= 23, line
+    assert read_file(sdir(mnt, "keep", "big")) is not None
+    os.rmdir(mnt.p(".snapshots", "keep"))
+    subprocess.run([ctl, "compact", mnt.path], check=True)
+    after = _sst_bytes(mnt.store)
+    assert after < held - size * 9 // 10, (held, after)
