@@ -610,6 +610,13 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out)
 	db->pick.base_bytes = db->opts.max_bytes_for_level_base;
 	db->pick.multiplier = db->opts.level_size_multiplier;
 	db->pick.target_file_size = db->opts.target_file_size;
+	db->pick.style = db->opts.compaction_style;
+	db->pick.min_merge_width = db->opts.min_merge_width;
+	db->pick.max_merge_width = db->opts.max_merge_width;
+	db->pick.size_ratio_percent = db->opts.size_ratio_percent;
+	db->pick.max_size_amp_percent = db->opts.max_size_amplification_percent;
+	db->pick.window_us = db->opts.window_seconds * 1000000;
+	db->pick.ttl_us = db->opts.ttl_seconds * 1000000;
 
 	if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
 		rc = lsm_err(-ENOTDIR, "%s: not a directory", path);
@@ -652,6 +659,8 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out)
 	rc = recover(db);
 	if (!rc)
 		rc = db_load_identity(db);
+	if (!rc)
+		rc = db_record_style(db);
 	if (rc)
 		goto out_free;
 	pthread_mutex_lock(&db->mu);
@@ -873,7 +882,8 @@ static int make_room_locked(lsm_db *db, bool force)
 			continue;
 		}
 		if (allow_delay &&
-		    (v->n_files[0] >=
+		    (compact_stall_files(v, &db->pick,
+					 db->env->ops->now_micros(db->env)) >=
 			     (size_t)db->opts.level0_slowdown_trigger ||
 		     db->pending_compaction_bytes >
 			     db->opts.soft_pending_compaction_bytes)) {
@@ -899,7 +909,9 @@ static int make_room_locked(lsm_db *db, bool force)
 			return 0;
 		if (db->n_imm >= db->opts.max_immutable_memtables ||
 		    db->n_imm >= DB_MAX_IMM - 1 ||
-		    v->n_files[0] >= (size_t)db->opts.level0_stop_trigger ||
+		    compact_stall_files(v, &db->pick,
+					db->env->ops->now_micros(db->env)) >=
+			    (size_t)db->opts.level0_stop_trigger ||
 		    db->pending_compaction_bytes >
 			    db->opts.hard_pending_compaction_bytes) {
 			bg_schedule_locked(db);

@@ -5,10 +5,17 @@
  *
  * Scheduling: each background thread loops under db->mu. A flush comes
  * first (writers may be waiting for it), one at a time so that L0 files
- * keep the order of their memtables. Otherwise the thread asks the
- * leveled picker for a compaction whose files are free; several can run
- * at once on disjoint files. Threads sleep on work_cv; whatever changes
- * the tree broadcasts it.
+ * keep the order of their memtables. Then, under time-window with a TTL,
+ * expired files are dropped (one manifest edit, no rewrite). Otherwise
+ * the thread asks the picker of the compaction style for a compaction
+ * whose files are free; several can run at once on disjoint files.
+ * Threads sleep on work_cv; whatever changes the tree broadcasts it;
+ * under time-window they also wake every second, since windows close and
+ * files expire with the clock alone.
+ *
+ * The compaction style is recorded in the manifest (db_record_style at
+ * open): a store opened with another style gets one edit naming it, and
+ * its picker takes the tree as the old one left it.
  *
  * Errors: a failed flush sets bg_error, which stops writes (reads go on);
  * an out-of-space error is soft and retried, other errors stay until the
@@ -349,11 +356,12 @@ static int run_compaction_locked(lsm_db *db, struct compaction *c)
 				if (f->time_hi > o.wopts.time_hi)
 					o.wopts.time_hi = f->time_hi;
 			}
-		o.target_file_size = db->opts.target_file_size;
+		o.target_file_size =
+			c->single_output ? 0 : db->opts.target_file_size;
 		o.max_grandparent_overlap = 10 * db->opts.target_file_size;
 		o.grandparents = c->grandparents;
 		o.n_grandparents = c->n_grandparents;
-		o.v = c->v;
+		o.v = c->keep_deletes ? NULL : c->v;
 		o.out_level = c->out_level;
 		o.new_file_number = db_new_file_number;
 		o.ctx = db;
@@ -388,6 +396,12 @@ static int run_compaction_locked(lsm_db *db, struct compaction *c)
 			rc = vset_apply(db->vs, &e);
 		/* On failure the outputs stay (see do_flush_locked). */
 		if (rc == 0) {
+			if (c->kind == COMPACT_TIERED)
+				STAT_ADD(db, tiered_merges, 1);
+			else if (c->kind == COMPACT_TIERED_FULL)
+				STAT_ADD(db, tiered_full_merges, 1);
+			else if (c->kind == COMPACT_WINDOW)
+				STAT_ADD(db, window_merges, 1);
 			STAT_ADD(db, compactions, 1);
 			STAT_ADD(db, compaction_bytes_read, in_bytes);
 			STAT_ADD(db, compaction_bytes_written,
@@ -399,6 +413,64 @@ out:
 	edit_release(&e);
 	if (rc == 0)
 		db_install_sv_locked(db);
+	return rc;
+}
+
+/* Drops the files the TTL expired (time-window with ttl_seconds > 0).
+ * Returns 0 with *dropped telling whether the tree changed. */
+static int ttl_drop_locked(lsm_db *db, bool *dropped)
+{
+	struct file_meta **files = NULL;
+	int *levels = NULL;
+	size_t n = 0;
+	uint64_t bytes = 0;
+	struct version_edit e;
+	int rc;
+
+	*dropped = false;
+	if (db->pick.style != LSM_COMPACTION_TIME_WINDOW || !db->pick.ttl_us)
+		return 0;
+	rc = compact_ttl_expired(db->vs->current, &db->pick, wall_us(db),
+				 &files, &levels, &n);
+	if (rc || !n)
+		return rc;
+	edit_init(&e);
+	for (size_t i = 0; i < n && !rc; i++) {
+		rc = edit_delete_file(&e, levels[i], files[i]->number);
+		bytes += files[i]->size;
+	}
+	db->vs->last_seq = atomic_load(&db->last_seq);
+	if (!rc)
+		rc = vset_apply(db->vs, &e);
+	edit_release(&e);
+	if (!rc) {
+		STAT_ADD(db, ttl_files_dropped, n);
+		STAT_ADD(db, ttl_bytes_dropped, bytes);
+		db_log(db, "ttl: dropped %zu files, %llu bytes", n,
+		       (unsigned long long)bytes);
+		db_install_sv_locked(db);
+		*dropped = true;
+	}
+	free(files);
+	free(levels);
+	return rc;
+}
+
+int db_record_style(lsm_db *db)
+{
+	struct version_edit e;
+	int rc = 0;
+	pthread_mutex_lock(&db->mu);
+	if (db->vs->style != (uint32_t)db->opts.compaction_style) {
+		db_log(db, "compaction style %u -> %d", db->vs->style,
+		       (int)db->opts.compaction_style);
+		edit_init(&e);
+		e.has_style = true;
+		e.style = (uint32_t)db->opts.compaction_style;
+		rc = vset_apply(db->vs, &e);
+		edit_release(&e);
+	}
+	pthread_mutex_unlock(&db->mu);
 	return rc;
 }
 
@@ -421,8 +493,22 @@ static void *bg_main(void *arg)
 			do_flush_locked(db);
 			continue;
 		}
+		if (compaction_allowed_locked(db) && !db->bg_error) {
+			bool dropped = false;
+			int rc = ttl_drop_locked(db, &dropped);
+			if (rc) {
+				db_log(db, "ttl drop failed: %s (%s)",
+				       lsm_strerror(rc), lsm_errdetail());
+				STAT_ADD(db, bg_errors, 1);
+			} else if (dropped) {
+				pthread_cond_broadcast(&db->bg_cv);
+				continue;
+			}
+		}
 		if (compaction_allowed_locked(db) && !db->bg_error &&
-		    compact_pick(db->vs->current, &db->pick, &c) == 0 && c) {
+		    compact_pick_style(db->vs->current, &db->pick, wall_us(db),
+				       &c) == 0 &&
+		    c) {
 			int rc;
 			db->n_compactions++;
 			rc = run_compaction_locked(db, c);
@@ -468,6 +554,13 @@ static void *bg_main(void *arg)
 				db->bg_error = 0;
 			}
 			compaction_backoff_us = 0;
+			continue;
+		}
+		if (db->pick.style == LSM_COMPACTION_TIME_WINDOW) {
+			struct timespec dl;
+			clock_gettime(CLOCK_REALTIME, &dl);
+			dl.tv_sec += 1;
+			pthread_cond_timedwait(&db->work_cv, &db->mu, &dl);
 			continue;
 		}
 		pthread_cond_wait(&db->work_cv, &db->mu);

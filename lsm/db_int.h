@@ -132,6 +132,9 @@ void db_install_sv_locked(lsm_db *db);
 int db_flush_wait(lsm_db *db);
 /* db.c: makes the memtable immutable behind a new WAL (mu held). */
 int db_switch_memtable_locked(lsm_db *db);
+/* Records opts.compaction_style in the manifest when it differs from
+ * the store's (open, before the threads start). */
+int db_record_style(lsm_db *db);
 int db_compact_range(lsm_db *db, const struct slice *lo,
 		     const struct slice *hi);
 /* Writes a memtable to an L0 file during recovery (no threads yet). */

@@ -59,6 +59,15 @@ typedef enum lsm_compression {
 	LSM_COMPRESS_ZSTD = 2,
 } lsm_compression;
 
+/* How background compaction shapes the tree (lsm/README.md
+ * "Compaction strategies"). Recorded in the manifest; opening a store with
+ * another style switches it over. */
+typedef enum lsm_compaction_style {
+	LSM_COMPACTION_LEVELED = 0,     /* levels of growing size (default) */
+	LSM_COMPACTION_TIERED = 1,      /* merge sorted runs of similar size */
+	LSM_COMPACTION_TIME_WINDOW = 2, /* group by write time; TTL drops */
+} lsm_compaction_style;
+
 /* Opaque handles. */
 typedef struct lsm_db lsm_db;
 typedef struct lsm_batch lsm_batch;
@@ -105,6 +114,26 @@ typedef struct lsm_options {
 	 * soft limit (default 64 GiB) and stop at the hard one (256 GiB). */
 	uint64_t soft_pending_compaction_bytes;
 	uint64_t hard_pending_compaction_bytes;
+
+	lsm_compaction_style compaction_style; /* LSM_COMPACTION_LEVELED */
+	/* Size-tiered: sorted runs (each L0 file, each non-empty level) of
+	 * similar size are merged, level0_compaction_trigger runs start it. */
+	uint32_t min_merge_width;    /* 2: fewest runs merged at once (>= 2) */
+	uint32_t max_merge_width;    /* UINT32_MAX: most runs merged at once */
+	uint32_t size_ratio_percent; /* 1: a run joins a merge when it is at
+				      * most this much larger than the
+				      * runs before it together (0..10000) */
+	/* 200: merge everything into the last run once the other runs hold
+	 * more than this percentage of its size (space amplification bound;
+	 * 1..100000). */
+	uint32_t max_size_amplification_percent;
+	/* Time-window: files are grouped into windows of their write time;
+	 * a closed window is merged into one file. */
+	uint64_t window_seconds; /* 3600 (1 .. 10 years) */
+	/* 0: keep data forever. Else every file whose newest write is older
+	 * than this is deleted whole, whatever its keys and whatever
+	 * snapshot still sees it (>= window_seconds). */
+	uint64_t ttl_seconds;
 
 	lsm_env *env; /* NULL: POSIX file I/O */
 

@@ -34,6 +34,13 @@ void lsm_options_init(lsm_options *o)
 	o->target_file_size = 64ull << 20;
 	o->soft_pending_compaction_bytes = 64ull << 30;
 	o->hard_pending_compaction_bytes = 256ull << 30;
+	o->compaction_style = LSM_COMPACTION_LEVELED;
+	o->min_merge_width = 2;
+	o->max_merge_width = UINT32_MAX;
+	o->size_ratio_percent = 1;
+	o->max_size_amplification_percent = 200;
+	o->window_seconds = 3600;
+	o->ttl_seconds = 0;
 	o->env = NULL;
 	o->log_fn = NULL;
 	o->log_ctx = NULL;
@@ -44,6 +51,9 @@ void lsm_iter_options_init(lsm_iter_options *o)
 	memset(o, 0, sizeof(*o));
 	o->fill_cache = true;
 }
+
+/* Ten years: windows are compared in microseconds, far from overflow. */
+#define MAX_WINDOW_SECONDS (10ull * 366 * 24 * 3600)
 
 #define BAD(field, ...) lsm_err(-EINVAL, "option " field ": " __VA_ARGS__)
 
@@ -102,5 +112,34 @@ int options_validate(const lsm_options *o)
 	if (o->hard_pending_compaction_bytes < o->soft_pending_compaction_bytes)
 		return BAD("hard_pending_compaction_bytes",
 			   "below soft_pending_compaction_bytes");
+	if ((unsigned)o->compaction_style > LSM_COMPACTION_TIME_WINDOW)
+		return BAD("compaction_style", "unknown style %d",
+			   (int)o->compaction_style);
+	if (o->min_merge_width < 2)
+		return BAD("min_merge_width", "%u is below 2",
+			   o->min_merge_width);
+	if (o->max_merge_width < o->min_merge_width)
+		return BAD("max_merge_width",
+			   "%u is below min_merge_width (%u)",
+			   o->max_merge_width, o->min_merge_width);
+	if (o->size_ratio_percent > 10000)
+		return BAD("size_ratio_percent", "%u is above 10000",
+			   o->size_ratio_percent);
+	if (o->max_size_amplification_percent < 1 ||
+	    o->max_size_amplification_percent > 100000)
+		return BAD("max_size_amplification_percent",
+			   "%u is outside 1..100000",
+			   o->max_size_amplification_percent);
+	if (o->window_seconds < 1 || o->window_seconds > MAX_WINDOW_SECONDS)
+		return BAD("window_seconds", "%llu is outside 1..%llu",
+			   (unsigned long long)o->window_seconds,
+			   (unsigned long long)MAX_WINDOW_SECONDS);
+	if (o->ttl_seconds != 0 && (o->ttl_seconds < o->window_seconds ||
+				    o->ttl_seconds > MAX_WINDOW_SECONDS * 10))
+		return BAD("ttl_seconds",
+			   "%llu is neither 0 nor in window_seconds (%llu).."
+			   "100 years",
+			   (unsigned long long)o->ttl_seconds,
+			   (unsigned long long)o->window_seconds);
 	return 0;
 }

@@ -7,6 +7,8 @@
  *  - space amplification = bytes of all SSTs / bytes of the last
  *    non-empty level (which holds the newest version of nearly every key
  *    once compaction has caught up);
+ *  - read amplification = sorted runs a point read may probe (L0 files
+ *    plus non-empty levels), a gauge of the current tree;
  * each also as an integer times 1000 for lsm_property_u64().
  *
  * Thread-safety: counters are atomics; level figures are read from a
@@ -60,6 +62,7 @@ struct derived {
 	uint64_t files[LSM_MAX_LEVELS], bytes[LSM_MAX_LEVELS];
 	uint64_t wamp_x1000, wamp_wal_x1000, samp_x1000;
 	uint64_t mem_bytes, imm_count;
+	uint64_t read_amp;
 };
 
 static void derive(lsm_db *db, struct derived *d)
@@ -80,6 +83,7 @@ static void derive(lsm_db *db, struct derived *d)
 	for (int i = 0; i < sv->n_imm; i++)
 		d->mem_bytes += mem_usage(sv->imm[i]);
 	d->imm_count = (uint64_t)sv->n_imm;
+	d->read_amp = compact_sorted_runs(sv->v);
 	db_sv_put(sv);
 	d->wamp_x1000 = user ? w * 1000 / user : 0;
 	d->wamp_wal_x1000 =
@@ -96,6 +100,18 @@ static void levels_text(struct tbuf *b, const struct derived *d)
 		tb_printf(b, "L%d  %8llu  %11llu\n", l,
 			  (unsigned long long)d->files[l],
 			  (unsigned long long)d->bytes[l]);
+}
+
+static const char *style_name(lsm_compaction_style s)
+{
+	switch (s) {
+	case LSM_COMPACTION_TIERED:
+		return "tiered";
+	case LSM_COMPACTION_TIME_WINDOW:
+		return "time-window";
+	default:
+		return "leveled";
+	}
 }
 
 static void stats_text(lsm_db *db, struct tbuf *b)
@@ -137,6 +153,12 @@ static void stats_text(lsm_db *db, struct tbuf *b)
 		  (unsigned long long)(d.samp_x1000 / 1000),
 		  (unsigned long long)(d.samp_x1000 % 1000),
 		  "SST bytes / bytes of the last non-empty level");
+	tb_printf(b, "%-26s %14llu  # %s\n", "read_amplification",
+		  (unsigned long long)d.read_amp,
+		  "sorted runs a point read may probe (L0 files + levels)");
+	tb_printf(b, "%-26s %14s  # %s\n", "compaction_style",
+		  style_name(db->opts.compaction_style),
+		  "strategy this handle compacts with");
 	levels_text(b, &d);
 }
 
@@ -209,6 +231,10 @@ int lsm_property_u64(lsm_db *db, const char *name, uint64_t *out)
 		*out = d.wamp_wal_x1000;
 	else if (strcmp(name, "lsm.space-amplification-x1000") == 0)
 		*out = d.samp_x1000;
+	else if (strcmp(name, "lsm.read-amplification") == 0)
+		*out = d.read_amp;
+	else if (strcmp(name, "lsm.compaction-style") == 0)
+		*out = (uint64_t)db->opts.compaction_style;
 	else if (strcmp(name, "lsm.sst-bytes") == 0)
 		*out = d.sst_bytes;
 	else if (strcmp(name, "lsm.memtable-bytes") == 0)

@@ -30,7 +30,12 @@
 	X(stall_count, "writes that waited for flush or compaction")        \
 	X(stall_micros, "time writers spent waiting")                       \
 	X(slowdown_count, "writes delayed by the slowdown threshold")       \
-	X(bg_errors, "background errors")
+	X(bg_errors, "background errors")                                   \
+	X(tiered_merges, "size-tiered merges of similar-size runs")         \
+	X(tiered_full_merges, "size-tiered merges of all runs (space)")     \
+	X(window_merges, "time-window merges of one window's files")        \
+	X(ttl_files_dropped, "files deleted whole by the TTL")              \
+	X(ttl_bytes_dropped, "bytes of files deleted by the TTL")
 
 struct lsm_stats {
 #define X(name, doc) _Atomic uint64_t name;

@@ -1,8 +1,11 @@
 /*
- * compact.h - choosing compactions (leveled strategy) and writing their
- * output; flushes write through the same output path.
+ * compact.h - choosing compactions (leveled, size-tiered and time-window
+ * strategies) and writing their output; flushes write through the same
+ * output path.
  *
- * compact_pick() looks at a version and decides what to merge next;
+ * compact_pick() (leveled), compact_pick_tiered() and
+ * compact_pick_window() look at a version and decide what to merge next
+ * (compact_pick_style() calls the one of o->style);
  * compact_write() merges an input stream into new SST files, dropping
  * what no reader can see any more. The database (db.c) runs both, holds
  * the mutex around picking and installing, and none while writing.
@@ -23,6 +26,21 @@ struct pick_opts {
 	uint64_t base_bytes;
 	int multiplier;
 	uint64_t target_file_size;
+	lsm_compaction_style style;
+	/* size-tiered (lsm_options fields of the same names) */
+	uint32_t min_merge_width, max_merge_width;
+	uint32_t size_ratio_percent, max_size_amp_percent;
+	/* time-window, in microseconds; ttl_us 0 = never */
+	uint64_t window_us, ttl_us;
+};
+
+/* Why a compaction runs (for statistics). */
+enum compact_kind {
+	COMPACT_LEVELED = 0,
+	COMPACT_MANUAL,      /* lsm_compact_range */
+	COMPACT_TIERED,      /* runs of similar size, or too many runs */
+	COMPACT_TIERED_FULL, /* space-amplification bound: all runs */
+	COMPACT_WINDOW,      /* files of one time window */
 };
 
 /*
@@ -41,6 +59,14 @@ struct compaction {
 	struct version *v;
 	bool trivial_move; /* inputs move to out_level unchanged */
 	double score;
+	enum compact_kind kind;
+	/* One output file whatever its size: an L0 output must stay one
+	 * sorted run per file (tiered and time-window L0 merges). */
+	bool single_output;
+	/* Older versions of the inputs' keys may sit in files outside the
+	 * compaction at or above out_level (older L0 files): nothing may be
+	 * dropped as bottommost. */
+	bool keep_deletes;
 };
 
 /* Level targets and scores. targets[l] is 0 for levels that should be
@@ -56,6 +82,34 @@ uint64_t compact_pending_bytes(const struct version *v,
  * is nothing to do. */
 int compact_pick(struct version *v, const struct pick_opts *o,
 		 struct compaction **out);
+/* Size-tiered picking (pick_tiered.c): merges age-adjacent sorted runs
+ * (each L0 file, each non-empty level) of similar size once there are
+ * level0_trigger runs, or all of them when space amplification passes
+ * its bound. Same contract as compact_pick(). */
+int compact_pick_tiered(struct version *v, const struct pick_opts *o,
+			struct compaction **out);
+/* Time-window picking: merges the L0 files of a closed window into one
+ * file, and keeps the open window's file count under level0_trigger.
+ * now_us is the env's clock. Same contract as compact_pick(). */
+int compact_pick_window(struct version *v, const struct pick_opts *o,
+			uint64_t now_us, struct compaction **out);
+/* The picker of o->style. */
+int compact_pick_style(struct version *v, const struct pick_opts *o,
+		       uint64_t now_us, struct compaction **out);
+/* Files whose newest entry is older than o->ttl_us before now_us and
+ * that can go without uncovering older data (every older file
+ * overlapping them goes too), none being compacted. *levels[i] is the
+ * level of (*files)[i]; both malloc'd, NULL when *n == 0. Mutex held. */
+int compact_ttl_expired(const struct version *v, const struct pick_opts *o,
+			uint64_t now_us, struct file_meta ***files,
+			int **levels, size_t *n);
+/* L0 files that count towards the write slowdown and stop triggers:
+ * all of them, except under time-window: those of the open window. */
+size_t compact_stall_files(const struct version *v, const struct pick_opts *o,
+			   uint64_t now_us);
+/* Sorted runs a point read may probe: L0 files plus non-empty levels. */
+unsigned compact_sorted_runs(const struct version *v);
+
 /* Every file overlapping [lo, hi] (NULL: open) in every level, merged
  * into the last level. -EAGAIN if some file involved is being compacted
  * (wait and retry); *out = NULL if the range holds no file. */

@@ -25,6 +25,7 @@
  * Thread-safety: called with the db mutex held (being_compacted).
  */
 #include "compact/compact.h"
+#include "compact/compact_int.h"
 
 #include "util/ikey.h"
 
@@ -81,8 +82,10 @@ uint64_t compact_pending_bytes(const struct version *v,
 			       const struct pick_opts *o)
 {
 	uint64_t targets[LSM_MAX_LEVELS], pending = 0;
-	int base = compact_targets(v, o, targets);
-	int last = o->num_levels - 1;
+	int base, last = o->num_levels - 1;
+	if (o->style != LSM_COMPACTION_LEVELED)
+		return compact_pending_bytes_other(v, o);
+	base = compact_targets(v, o, targets);
 	if (v->n_files[0] >= (size_t)o->level0_trigger)
 		pending += v->level_bytes[0] + v->level_bytes[base];
 	for (int l = 1; l < last; l++) {
@@ -123,14 +126,14 @@ static bool disjoint(struct file_meta **fs, size_t n)
 	return true;
 }
 
-static struct compaction *compaction_new(struct version *v, int level,
-					 int out_level)
+struct compaction *compaction_new(struct version *v, int level, int out_level)
 {
 	struct compaction *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
 	c->level = level;
 	c->out_level = out_level;
+	c->kind = COMPACT_LEVELED;
 	c->v = v;
 	version_ref(v);
 	return c;
@@ -209,7 +212,7 @@ static int finish_pick(struct compaction *c, const struct pick_opts *o)
 }
 
 /* Drops a half-built compaction without touching being_compacted. */
-static void compaction_abandon(struct compaction *c)
+void compaction_abandon(struct compaction *c)
 {
 	for (int l = 0; l < LSM_MAX_LEVELS; l++) {
 		free(c->inputs[l]);
@@ -350,6 +353,7 @@ int compact_pick_range(struct version *v, const struct pick_opts *o,
 
 	if (!c)
 		return -ENOMEM;
+	c->kind = COMPACT_MANUAL;
 	if (lo)
 		clo = *lo;
 	if (hi)

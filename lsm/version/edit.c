@@ -30,7 +30,11 @@ enum edit_tag {
 	TAG_SNAPSHOT = 7,        /* id, seq, created_ns, name */
 	TAG_SNAPSHOT_DELETE = 8, /* id */
 	TAG_NEXT_SNAPSHOT_ID = 9,
+	TAG_COMPACTION_STYLE = 10, /* lsm_compaction_style */
 };
+
+/* The highest lsm_compaction_style this code knows. */
+#define MAX_STYLE 2
 
 void edit_init(struct version_edit *e)
 {
@@ -198,6 +202,10 @@ int edit_encode(const struct version_edit *e, uint8_t **buf, size_t *len)
 		ob_varint(&b, f->num_range_dels);
 		ob_varint(&b, f->time_lo);
 		ob_varint(&b, f->time_hi);
+	}
+	if (e->has_style) {
+		ob_varint(&b, TAG_COMPACTION_STYLE);
+		ob_varint(&b, e->style);
 	}
 	if (e->has_next_snap_id) {
 		ob_varint(&b, TAG_NEXT_SNAPSHOT_ID);
@@ -402,6 +410,23 @@ int edit_decode(struct version_edit *e, const uint8_t *p, size_t len,
 			rc = dec_varint(&d, &e->next_snap_id,
 					"next snapshot id");
 			e->has_next_snap_id = true;
+			break;
+		case TAG_COMPACTION_STYLE:
+			rc = dec_varint(&d, &v, "compaction style");
+			if (rc)
+				break;
+			if (v > MAX_STYLE) {
+				rc = lsm_err(
+					LSM_E_FORMAT,
+					"%s: record at offset %llu: unknown "
+					"compaction style %llu (written by "
+					"a newer lsm?)",
+					path, (unsigned long long)off,
+					(unsigned long long)v);
+				break;
+			}
+			e->has_style = true;
+			e->style = (uint32_t)v;
 			break;
 		default:
 			rc = lsm_err(LSM_E_FORMAT,

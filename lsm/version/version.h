@@ -116,6 +116,8 @@ struct named_snap {
 struct version_edit {
 	bool has_log_number, has_next_file, has_last_seq, has_format;
 	bool has_next_snap_id;
+	bool has_style;
+	uint32_t style;        /* lsm_compaction_style (tag 10) */
 	uint64_t next_snap_id; /* next named-snapshot id to hand out */
 	size_t n_snaps_added, n_snaps_deleted;
 	struct named_snap *snaps_added; /* names owned by the edit */
@@ -164,10 +166,15 @@ struct vset {
 	uint64_t manifest_number;
 	struct wal_writer *manifest;
 	uint64_t manifest_bytes;
-	/* Named snapshots, ascending id (= creation order, = seq order). */
+	/* Named snapshots, ascending id (creation order). Sequence numbers
+	 * usually ascend too, but two creates racing may record them in
+	 * the other order: nothing may rely on it. */
 	struct named_snap *snaps;
 	size_t n_snaps;
 	uint64_t next_snap_id;
+	/* The compaction style the store was last opened with (0, leveled,
+	 * when the manifest records none). */
+	uint32_t style;
 };
 
 /* Recovers the version set from CURRENT and the MANIFEST it names.

@@ -195,6 +195,10 @@ static int full_edit(const struct vset *vs, const struct version *v,
 	e->last_seq = vs->last_seq;
 	e->has_next_snap_id = true;
 	e->next_snap_id = vs->next_snap_id;
+	/* Leveled (0) is what a manifest without the tag means; older
+	 * readers can still open such a store. */
+	e->has_style = vs->style != 0;
+	e->style = vs->style;
 	for (int l = 0; v && l < LSM_MAX_LEVELS && !rc; l++)
 		for (size_t i = 0; i < v->n_files[l] && !rc; i++) {
 			struct file_meta *f = v->files[l][i];
@@ -508,6 +512,8 @@ int vset_recover(const struct vset_config *cfg, struct vset **out)
 			vs->last_seq = e.last_seq;
 			have_seq = true;
 		}
+		if (e.has_style)
+			vs->style = e.style;
 		struct named_snap *sn = NULL;
 		size_t n_sn = 0;
 		rc = version_build(vs, vs->current, &e, path, &v);
@@ -591,8 +597,11 @@ int vset_apply(struct vset *vs, struct version_edit *e)
 		struct named_snap *old_sn = vs->snaps;
 		size_t old_n = vs->n_snaps;
 		uint64_t old_next = vs->next_snap_id;
+		uint32_t old_style = vs->style;
 		if (e->has_log_number)
 			vs->log_number = e->log_number;
+		if (e->has_style)
+			vs->style = e->style;
 		if (e->n_snaps_added || e->n_snaps_deleted) {
 			vs->snaps = sn;
 			vs->n_snaps = n_sn;
@@ -607,6 +616,7 @@ int vset_apply(struct vset *vs, struct version_edit *e)
 		vs->n_snaps = old_n;
 		vs->next_snap_id = old_next;
 		vs->log_number = old_log;
+		vs->style = old_style;
 		if (rc)
 			goto fail;
 	} else {
@@ -625,6 +635,8 @@ int vset_apply(struct vset *vs, struct version_edit *e)
 	}
 	if (e->has_log_number)
 		vs->log_number = e->log_number;
+	if (e->has_style)
+		vs->style = e->style;
 	snaps_commit(vs, e, sn, n_sn);
 	for (size_t i = 0; i < e->n_deleted; i++) {
 		int l = e->deleted[i].level;

@@ -1,7 +1,9 @@
 /*
  * testutil.h - helpers shared by the whole-engine tests (model, crash,
  * corruption): a seeded random generator, scratch directories, and the
- * LSM_TEST_SCALE divisor that tools/test sets for sanitizer builds.
+ * LSM_TEST_SCALE divisor that tools/test sets for sanitizer builds, and
+ * LSM_TEST_STRATEGY=leveled|tiered|time, the compaction style every
+ * options struct of the including test starts with (see below).
  *
  * Header-only (static inline) so each test binary stays one source file.
  * Include after cmocka.h: make_base_dir() asserts.
@@ -85,12 +87,59 @@ static inline void remove_test_dir(char *path)
 	rm_rf(path);
 }
 
-/* LSM_TEST_SCALE divides the work of the randomized tests (>= 1). */
+/* LSM_TEST_SCALE divides the work of the randomized tests (>= 1);
+ * LSM_TEST_SCALE_EXTRA (>= 1) multiplies the divisor, for the extra runs
+ * of the same tests under other compaction strategies (meson.build), so
+ * that they stay short whatever LSM_TEST_SCALE the build uses. */
 static inline unsigned test_scale(void)
 {
 	const char *s = getenv("LSM_TEST_SCALE");
+	const char *x = getenv("LSM_TEST_SCALE_EXTRA");
 	long v = s ? strtol(s, NULL, 10) : 1;
-	return v >= 1 ? (unsigned)v : 1;
+	long e = x ? strtol(x, NULL, 10) : 1;
+	if (v < 1)
+		v = 1;
+	if (e < 1)
+		e = 1;
+	return (unsigned)(v * e);
 }
+
+/*
+ * LSM_TEST_STRATEGY picks the compaction style for the whole-engine tests
+ * (meson runs test_model, test_crash and test_corrupt once per style):
+ * "leveled" (or unset), "tiered" (size-tiered, width 2, the tests' small
+ * runs merge often) or "time" (time-window, 1-second windows so windows
+ * close during a run; no TTL, which would delete data the model keeps).
+ * Every lsm_options_init() in a test that includes this header goes
+ * through test_options_init(), so each options struct the test builds
+ * starts with that style and the test's own settings follow.
+ */
+#include "lsm.h"
+
+static inline void test_apply_strategy(lsm_options *o)
+{
+	const char *s = getenv("LSM_TEST_STRATEGY");
+	if (s == NULL || s[0] == '\0' || strcmp(s, "leveled") == 0) {
+		o->compaction_style = LSM_COMPACTION_LEVELED;
+	} else if (strcmp(s, "tiered") == 0) {
+		o->compaction_style = LSM_COMPACTION_TIERED;
+	} else if (strcmp(s, "time") == 0) {
+		o->compaction_style = LSM_COMPACTION_TIME_WINDOW;
+		o->window_seconds = 1;
+	} else {
+		fprintf(stderr,
+			"LSM_TEST_STRATEGY=%s: not leveled, tiered or "
+			"time\n",
+			s);
+		abort();
+	}
+}
+
+static inline void test_options_init(lsm_options *o)
+{
+	lsm_options_init(o);
+	test_apply_strategy(o);
+}
+#define lsm_options_init(o) test_options_init(o)
 
 #endif

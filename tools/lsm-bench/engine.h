@@ -36,6 +36,9 @@ struct bench_config {
 	uint64_t target_file_size;         /* 64 MiB */
 	uint64_t max_bytes_for_level_base; /* 256 MiB */
 	int background_jobs;               /* 2 */
+	/* lsm only: 0 leveled, 1 tiered, 2 time-window (lsm_compaction_style);
+	 * the other engines always run their leveled default. */
+	int lsm_compaction;
 };
 
 struct bench_err {

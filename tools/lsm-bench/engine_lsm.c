@@ -64,13 +64,15 @@ static lsm_compression lsmb_compression(enum bench_compression c)
 static void lsmb_describe(const struct bench_config *cfg, char *buf, size_t cap)
 {
 	static const char *const names[] = {"none", "lz4", "zstd"};
+	static const char *const styles[] = {"leveled", "size-tiered",
+					     "time-window"};
 
 	snprintf(buf, cap,
-		 "lsm %s: %s compression on all levels, bloom filters, %d "
-		 "background threads, level0 triggers default, checksums "
-		 "verified on read",
-		 LSM_VERSION_STRING, names[cfg->compression],
-		 cfg->background_jobs);
+		 "lsm %s: %s compaction, %s compression on all levels, bloom "
+		 "filters, %d background threads, level0 triggers default, "
+		 "checksums verified on read",
+		 LSM_VERSION_STRING, styles[cfg->lsm_compaction],
+		 names[cfg->compression], cfg->background_jobs);
 }
 
 static int lsmb_open(const struct bench_config *cfg, const char *dir,
@@ -94,6 +96,7 @@ static int lsmb_open(const struct bench_config *cfg, const char *dir,
 	o.background_threads = cfg->background_jobs;
 	o.target_file_size = cfg->target_file_size;
 	o.max_bytes_for_level_base = cfg->max_bytes_for_level_base;
+	o.compaction_style = (lsm_compaction_style)cfg->lsm_compaction;
 
 	rc = lsm_open(dir, &o, &d->db);
 	if (rc) {

@@ -370,6 +370,8 @@ static void print_help(void)
 	       "[/tmp/lsm-bench.PID, removed at exit]\n"
 	       "  --compression=C        lz4, zstd or none [lz4] (LevelDB: "
 	       "snappy instead of lz4/zstd)\n"
+	       "  --compaction=STYLE     lsm only: leveled, tiered or time "
+	       "[leveled]\n"
 	       "  --write-buffer-size=S  memtable size [64M]\n"
 	       "  --cache-size=S         block cache [8M]\n"
 	       "  --bloom-bits=B         bloom filter bits per key, 0 = none "
@@ -510,6 +512,17 @@ static void parse_args(struct settings *s, int argc, char **argv)
 			else
 				usage_error("--compression: expected lz4, "
 					    "zstd or none, got '%s'",
+					    v);
+		} else if (strcmp(name, "--compaction") == 0) {
+			if (strcmp(v, "leveled") == 0)
+				s->cfg.lsm_compaction = 0;
+			else if (strcmp(v, "tiered") == 0)
+				s->cfg.lsm_compaction = 1;
+			else if (strcmp(v, "time") == 0)
+				s->cfg.lsm_compaction = 2;
+			else
+				usage_error("--compaction: expected leveled, "
+					    "tiered or time, got '%s'",
 					    v);
 		} else if (strcmp(name, "--write-buffer-size") == 0) {
 			s->cfg.write_buffer_size =

@@ -623,6 +623,12 @@ static void print_edit(const struct version_edit *e, const struct dump_opts *o)
 		print_file_meta(e->added[i].level, e->added[i].f, o);
 		putchar('\n');
 	}
+	if (e->has_style)
+		printf("  compaction style %u (%s)\n", e->style,
+		       e->style == LSM_COMPACTION_LEVELED       ? "leveled"
+		       : e->style == LSM_COMPACTION_TIERED      ? "tiered"
+		       : e->style == LSM_COMPACTION_TIME_WINDOW ? "time-window"
+								: "unknown");
 	if (e->has_next_snap_id)
 		printf("  next snapshot id %" PRIu64 "\n", e->next_snap_id);
 	for (size_t i = 0; i < e->n_snaps_deleted; i++)

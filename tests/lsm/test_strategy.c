@@ -1,0 +1,678 @@
+/*
+ * test_strategy.c - the compaction strategies (compact/pick_tiered.c,
+ * db_bg.c, the manifest's style record): size-tiered merges and their
+ * lower write amplification, time-window merges of closed windows,
+ * writers not stalled by closed windows, TTL expiry, switching a store
+ * between every pair of styles, lsm_compact_range under every style, and
+ * option validation.
+ *
+ * Time-window tests run on a clock the test sets: an env that is the
+ * POSIX env with now_micros replaced.
+ *
+ * The randomized whole-engine tests (test_model, test_crash,
+ * test_corrupt) also run once per style through LSM_TEST_STRATEGY
+ * (testutil.h, tests/lsm/meson.build).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "env/env.h"
+#include "lsm.h"
+#include "testutil.h"
+#include "version/version.h"
+
+/* This test sets every style itself. */
+#undef lsm_options_init
+
+#define N_KEYS 2000
+#define MAX_VAL 200
+
+/* ---- a clock the test controls ---- */
+
+struct clock_env {
+	lsm_env base; /* first: the engine sees an lsm_env */
+	struct env_ops ops;
+	_Atomic uint64_t now_us;
+};
+
+static uint64_t fake_now(lsm_env *env)
+{
+	return atomic_load(&((struct clock_env *)env)->now_us);
+}
+
+static void clock_env_init(struct clock_env *ce, uint64_t start_s)
+{
+	ce->ops = *env_posix()->ops;
+	ce->ops.now_micros = fake_now;
+	ce->base.ops = &ce->ops;
+	atomic_store(&ce->now_us, start_s * 1000000);
+}
+
+static void clock_advance(struct clock_env *ce, uint64_t seconds)
+{
+	atomic_fetch_add(&ce->now_us, seconds * 1000000);
+}
+
+/* ---- a model: the value of every key, or none ---- */
+
+struct model {
+	uint32_t len[N_KEYS];
+	bool live[N_KEYS];
+	uint8_t val[N_KEYS][MAX_VAL];
+};
+
+static void key_of(unsigned i, char *k)
+{
+	snprintf(k, 16, "k%06u", i);
+}
+
+static void m_put(lsm_db *db, struct model *m, unsigned i, uint64_t *rs)
+{
+	char k[16];
+	uint32_t n = 20 + (uint32_t)rnd_below(rs, MAX_VAL - 20);
+	for (uint32_t j = 0; j < n; j++)
+		m->val[i][j] = (uint8_t)rnd(rs);
+	key_of(i, k);
+	assert_int_equal(lsm_put(db, k, strlen(k), m->val[i], n, 0), 0);
+	m->len[i] = n;
+	m->live[i] = true;
+}
+
+static void m_del(lsm_db *db, struct model *m, unsigned i)
+{
+	char k[16];
+	key_of(i, k);
+	assert_int_equal(lsm_delete(db, k, strlen(k), 0), 0);
+	m->live[i] = false;
+}
+
+static void m_del_range(lsm_db *db, struct model *m, unsigned a, unsigned b)
+{
+	char ka[16], kb[16];
+	key_of(a, ka);
+	key_of(b, kb);
+	assert_int_equal(
+		lsm_delete_range(db, ka, strlen(ka), kb, strlen(kb), 0), 0);
+	for (unsigned i = a; i < b; i++)
+		m->live[i] = false;
+}
+
+/* Random puts (most), deletes and a few range deletes. */
+static void m_random_ops(lsm_db *db, struct model *m, uint64_t *rs,
+			 unsigned n_ops, unsigned n_keys)
+{
+	for (unsigned op = 0; op < n_ops; op++) {
+		unsigned r = (unsigned)rnd_below(rs, 1000);
+		unsigned i = (unsigned)rnd_below(rs, n_keys);
+		if (r < 850)
+			m_put(db, m, i, rs);
+		else if (r < 995)
+			m_del(db, m, i);
+		else
+			m_del_range(db, m, i,
+				    i + 1 +
+					    (unsigned)rnd_below(rs, 20) %
+						    (n_keys - i));
+	}
+}
+
+/* Every key by point read, and the whole store by iterator. */
+static void m_check(lsm_db *db, const struct model *m)
+{
+	lsm_iter *it = NULL;
+	unsigned expect = 0;
+	for (unsigned i = 0; i < N_KEYS; i++) {
+		char k[16];
+		void *v = NULL;
+		size_t vl = 0;
+		key_of(i, k);
+		int rc = lsm_get(db, NULL, k, strlen(k), &v, &vl);
+		if (!m->live[i]) {
+			if (rc != LSM_E_NOTFOUND)
+				fail_msg("key %u: expected none, got rc %d", i,
+					 rc);
+			continue;
+		}
+		if (rc != 0)
+			fail_msg("key %u: rc %d (%s)", i, rc, lsm_errdetail());
+		assert_int_equal(vl, m->len[i]);
+		assert_memory_equal(v, m->val[i], vl);
+		lsm_free(v);
+	}
+	assert_int_equal(lsm_iter_new(db, NULL, &it), 0);
+	for (lsm_iter_first(it); lsm_iter_valid(it); lsm_iter_next(it)) {
+		size_t kl, vl;
+		const char *k = lsm_iter_key(it, &kl);
+		const void *v = lsm_iter_value(it, &vl);
+		assert_true(kl == 7 && k[0] == 'k');
+		unsigned i = (unsigned)strtoul(k + 1, NULL, 10);
+		while (expect < i) {
+			if (m->live[expect])
+				fail_msg("iterator skipped key %u", expect);
+			expect++;
+		}
+		assert_true(i < N_KEYS && m->live[i]);
+		assert_int_equal(vl, m->len[i]);
+		assert_memory_equal(v, m->val[i], vl);
+		expect = i + 1;
+	}
+	assert_int_equal(lsm_iter_status(it), 0);
+	for (; expect < N_KEYS; expect++)
+		if (m->live[expect])
+			fail_msg("iterator missed key %u", expect);
+	lsm_iter_free(it);
+}
+
+static uint64_t prop(lsm_db *db, const char *name)
+{
+	uint64_t v = 0;
+	assert_int_equal(lsm_property_u64(db, name, &v), 0);
+	return v;
+}
+
+/* Waits until background compaction has settled: the number of
+ * compactions and the tree stay unchanged for 300 ms. */
+static void wait_quiet(lsm_db *db)
+{
+	uint64_t last = UINT64_MAX, last_files = UINT64_MAX;
+	int stable = 0;
+	for (int i = 0; i < 400 && stable < 6; i++) {
+		uint64_t c = prop(db, "lsm.compactions") +
+			     prop(db, "lsm.trivial-moves") +
+			     prop(db, "lsm.ttl-files-dropped");
+		uint64_t f = 0;
+		for (int l = 0; l < LSM_MAX_LEVELS; l++) {
+			char name[64];
+			snprintf(name, sizeof(name), "lsm.num-files-at-level%d",
+				 l);
+			f = f * 31 + prop(db, name);
+		}
+		stable = c == last && f == last_files ? stable + 1 : 0;
+		last = c;
+		last_files = f;
+		usleep(50000);
+	}
+}
+
+static void small_opts(lsm_options *o, lsm_compaction_style s)
+{
+	lsm_options_init(o);
+	o->write_buffer_size = 64 << 10;
+	o->target_file_size = 64 << 10;
+	o->max_bytes_for_level_base = 256 << 10;
+	o->level0_compaction_trigger = 4;
+	o->block_size = 1024;
+	o->compaction_style = s;
+	o->window_seconds = 1;
+}
+
+/* ---- option validation ---- */
+
+static void expect_bad(const lsm_options *o, const char *field)
+{
+	char dir[512];
+	lsm_db *db = NULL;
+	make_test_dir(dir, sizeof(dir), "strat-opt");
+	assert_int_equal(lsm_open(dir, o, &db), -EINVAL);
+	assert_null(db);
+	if (!strstr(lsm_errdetail(), field))
+		fail_msg("detail \"%s\" does not name %s", lsm_errdetail(),
+			 field);
+	remove_test_dir(dir);
+}
+
+static void test_options_validated(void **state)
+{
+	(void)state;
+	lsm_options o;
+	lsm_options_init(&o);
+	o.compaction_style = (lsm_compaction_style)7;
+	expect_bad(&o, "compaction_style");
+	lsm_options_init(&o);
+	o.min_merge_width = 1;
+	expect_bad(&o, "min_merge_width");
+	lsm_options_init(&o);
+	o.min_merge_width = 5;
+	o.max_merge_width = 4;
+	expect_bad(&o, "max_merge_width");
+	lsm_options_init(&o);
+	o.size_ratio_percent = 10001;
+	expect_bad(&o, "size_ratio_percent");
+	lsm_options_init(&o);
+	o.max_size_amplification_percent = 0;
+	expect_bad(&o, "max_size_amplification_percent");
+	lsm_options_init(&o);
+	o.window_seconds = 0;
+	expect_bad(&o, "window_seconds");
+	lsm_options_init(&o);
+	o.window_seconds = 100;
+	o.ttl_seconds = 50;
+	expect_bad(&o, "ttl_seconds");
+	/* the defaults */
+	lsm_options_init(&o);
+	assert_int_equal(o.min_merge_width, 2);
+	assert_int_equal(o.max_merge_width, UINT32_MAX);
+	assert_int_equal(o.size_ratio_percent, 1);
+	assert_int_equal(o.max_size_amplification_percent, 200);
+	assert_int_equal(o.window_seconds, 3600);
+	assert_int_equal(o.ttl_seconds, 0);
+}
+
+/* ---- size-tiered ---- */
+
+/* Inserts `n` distinct keys in a random order under a style (the shape of
+ * lsm-bench's fill); returns W-amp x1000, and the sorted runs once
+ * compaction settles. Checks every key afterwards, and after a reopen. */
+static uint64_t run_fill(lsm_compaction_style s, unsigned n, uint64_t *runs_out)
+{
+	char dir[512];
+	lsm_options o;
+	lsm_db *db = NULL;
+	uint64_t rs = 42, wamp;
+	unsigned *perm = malloc(n * sizeof(*perm));
+	uint8_t v[100];
+	assert_non_null(perm);
+	for (unsigned i = 0; i < n; i++)
+		perm[i] = i;
+	for (unsigned i = n - 1; i > 0; i--) {
+		unsigned j = (unsigned)rnd_below(&rs, i + 1), t = perm[i];
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	small_opts(&o, s);
+	make_test_dir(dir, sizeof(dir), "strat-fill");
+	assert_int_equal(lsm_open(dir, &o, &db), 0);
+	for (unsigned i = 0; i < n; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "f%08u", perm[i]);
+		for (size_t j = 0; j < sizeof(v); j++)
+			v[j] = (uint8_t)rnd(&rs); /* incompressible */
+		v[0] = (uint8_t)(perm[i] & 0xff);
+		assert_int_equal(lsm_put(db, k, strlen(k), v, sizeof(v), 0), 0);
+	}
+	assert_int_equal(lsm_flush(db), 0);
+	wait_quiet(db);
+	wamp = prop(db, "lsm.write-amplification-x1000");
+	if (getenv("TEST_STRATEGY_VERBOSE")) {
+		char *txt = NULL;
+		assert_int_equal(lsm_property(db, "lsm.stats", &txt), 0);
+		fputs(txt, stdout);
+		lsm_free(txt);
+	}
+	*runs_out = prop(db, "lsm.read-amplification");
+	if (s == LSM_COMPACTION_TIERED) {
+		assert_true(prop(db, "lsm.tiered-merges") +
+				    prop(db, "lsm.tiered-full-merges") >
+			    0);
+		assert_int_equal(prop(db, "lsm.compaction-style"),
+				 LSM_COMPACTION_TIERED);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		lsm_iter *it = NULL;
+		unsigned cnt = 0;
+		if (pass) {
+			assert_int_equal(lsm_close(db), 0);
+			assert_int_equal(lsm_open(dir, &o, &db), 0);
+		}
+		assert_int_equal(lsm_iter_new(db, NULL, &it), 0);
+		for (lsm_iter_first(it); lsm_iter_valid(it);
+		     lsm_iter_next(it)) {
+			size_t kl, vl;
+			const char *k = lsm_iter_key(it, &kl);
+			const uint8_t *val = lsm_iter_value(it, &vl);
+			char want[16];
+			snprintf(want, sizeof(want), "f%08u", cnt);
+			assert_int_equal(kl, strlen(want));
+			assert_memory_equal(k, want, kl);
+			assert_int_equal(vl, sizeof(v));
+			assert_int_equal(val[0], cnt & 0xff);
+			cnt++;
+		}
+		assert_int_equal(lsm_iter_status(it), 0);
+		lsm_iter_free(it);
+		assert_int_equal(cnt, n);
+	}
+	assert_int_equal(lsm_close(db), 0);
+	remove_test_dir(dir);
+	free(perm);
+	return wamp;
+}
+
+static void test_tiered_writes_less(void **state)
+{
+	(void)state;
+	uint64_t runs_l, runs_t;
+	uint64_t wl = run_fill(LSM_COMPACTION_LEVELED, 60000, &runs_l);
+	uint64_t wt = run_fill(LSM_COMPACTION_TIERED, 60000, &runs_t);
+	print_message("fill of 60000 keys: write amplification x1000: "
+		      "leveled %llu, tiered %llu; sorted runs: leveled %llu, "
+		      "tiered %llu\n",
+		      (unsigned long long)wl, (unsigned long long)wt,
+		      (unsigned long long)runs_l, (unsigned long long)runs_t);
+	assert_true(wt < wl);
+	/* settled: under the count limit of rule c (trigger 4 + 6 levels) */
+	assert_true(runs_t < 4 + 6);
+}
+
+/* ---- time-window ---- */
+
+static lsm_db *open_clock(const char *dir, struct clock_env *ce, lsm_options *o,
+			  uint64_t window, uint64_t ttl)
+{
+	lsm_db *db = NULL;
+	small_opts(o, LSM_COMPACTION_TIME_WINDOW);
+	o->env = &ce->base;
+	o->window_seconds = window;
+	o->ttl_seconds = ttl;
+	int rc = lsm_open(dir, o, &db);
+	if (rc)
+		fail_msg("open: %s (%s)", lsm_strerror(rc), lsm_errdetail());
+	return db;
+}
+
+static void test_window_closed_merged(void **state)
+{
+	(void)state;
+	char dir[512];
+	struct clock_env ce;
+	struct model *m = calloc(1, sizeof(*m));
+	lsm_options o;
+	uint64_t rs = 7;
+	assert_non_null(m);
+	clock_env_init(&ce, 1000000);
+	make_test_dir(dir, sizeof(dir), "strat-win");
+	lsm_db *db = open_clock(dir, &ce, &o, 100, 0);
+	/* three files in window 10000 */
+	for (int f = 0; f < 3; f++) {
+		m_random_ops(db, m, &rs, 300, N_KEYS);
+		assert_int_equal(lsm_flush(db), 0);
+	}
+	wait_quiet(db);
+	assert_int_equal(prop(db, "lsm.num-files-at-level0"), 3);
+	assert_int_equal(prop(db, "lsm.window-merges"), 0);
+	/* the window closes: its three files become one */
+	clock_advance(&ce, 100);
+	m_random_ops(db, m, &rs, 300, N_KEYS);
+	assert_int_equal(lsm_flush(db), 0);
+	wait_quiet(db);
+	assert_int_equal(prop(db, "lsm.window-merges"), 1);
+	assert_int_equal(prop(db, "lsm.num-files-at-level0"), 2);
+	for (int l = 1; l < LSM_MAX_LEVELS; l++) {
+		char name[64];
+		snprintf(name, sizeof(name), "lsm.num-files-at-level%d", l);
+		assert_int_equal(prop(db, name), 0);
+	}
+	m_check(db, m);
+	/* the open window stays under the trigger (4 files) */
+	for (int f = 0; f < 6; f++) {
+		m_random_ops(db, m, &rs, 200, N_KEYS);
+		assert_int_equal(lsm_flush(db), 0);
+	}
+	wait_quiet(db);
+	assert_true(prop(db, "lsm.num-files-at-level0") < 1 + 4);
+	m_check(db, m);
+	assert_int_equal(lsm_close(db), 0);
+	db = open_clock(dir, &ce, &o, 100, 0);
+	m_check(db, m);
+	assert_int_equal(lsm_close(db), 0);
+	remove_test_dir(dir);
+	free(m);
+}
+
+/* Closed windows are many L0 files, but writers count only the open
+ * window's against level0_slowdown/stop_trigger. */
+static void test_windows_do_not_stall(void **state)
+{
+	(void)state;
+	char dir[512];
+	struct clock_env ce;
+	struct model *m = calloc(1, sizeof(*m));
+	lsm_options o;
+	uint64_t rs = 9;
+	assert_non_null(m);
+	clock_env_init(&ce, 5000000);
+	make_test_dir(dir, sizeof(dir), "strat-stall");
+	small_opts(&o, LSM_COMPACTION_TIME_WINDOW);
+	o.env = &ce.base;
+	o.window_seconds = 10;
+	o.level0_compaction_trigger = 2;
+	o.level0_slowdown_trigger = 3;
+	o.level0_stop_trigger = 4;
+	lsm_db *db = NULL;
+	assert_int_equal(lsm_open(dir, &o, &db), 0);
+	for (int w = 0; w < 8; w++) {
+		m_random_ops(db, m, &rs, 100, N_KEYS);
+		assert_int_equal(lsm_flush(db), 0);
+		clock_advance(&ce, 10);
+	}
+	wait_quiet(db);
+	assert_true(prop(db, "lsm.num-files-at-level0") >= 8);
+	uint64_t slow = prop(db, "lsm.slowdown-count");
+	uint64_t stall = prop(db, "lsm.stall-count");
+	m_random_ops(db, m, &rs, 200, N_KEYS);
+	assert_int_equal(prop(db, "lsm.slowdown-count"), slow);
+	assert_int_equal(prop(db, "lsm.stall-count"), stall);
+	assert_true(prop(db, "lsm.read-amplification") >= 8);
+	m_check(db, m);
+	assert_int_equal(lsm_close(db), 0);
+	remove_test_dir(dir);
+	free(m);
+}
+
+static void test_ttl_drops_old_windows(void **state)
+{
+	(void)state;
+	char dir[512];
+	struct clock_env ce;
+	struct model *m = calloc(1, sizeof(*m));
+	lsm_options o;
+	uint64_t rs = 11;
+	assert_non_null(m);
+	clock_env_init(&ce, 1000000);
+	make_test_dir(dir, sizeof(dir), "strat-ttl");
+	lsm_db *db = open_clock(dir, &ce, &o, 10, 20);
+	/* keys 0..499 at t, 500..999 at t+10, 1000..1499 at t+20 */
+	for (int w = 0; w < 3; w++) {
+		if (w)
+			clock_advance(&ce, 10);
+		for (unsigned i = 0; i < 500; i++)
+			m_put(db, m, (unsigned)w * 500 + i, &rs);
+		assert_int_equal(lsm_flush(db), 0);
+	}
+	wait_quiet(db);
+	assert_int_equal(prop(db, "lsm.ttl-files-dropped"), 0);
+	m_check(db, m);
+	/* now t+35: the first two windows (newest write t, t+10) are older
+	 * than now - ttl = t+15 */
+	clock_advance(&ce, 15);
+	for (int i = 0; i < 100 && prop(db, "lsm.ttl-files-dropped") < 2; i++)
+		usleep(50000);
+	assert_int_equal(prop(db, "lsm.ttl-files-dropped"), 2);
+	assert_true(prop(db, "lsm.ttl-bytes-dropped") > 0);
+	for (unsigned i = 0; i < 1000; i++)
+		m->live[i] = false;
+	m_check(db, m);
+	assert_int_equal(lsm_close(db), 0);
+	/* the drop is in the manifest */
+	db = open_clock(dir, &ce, &o, 10, 20);
+	m_check(db, m);
+	assert_int_equal(lsm_close(db), 0);
+	remove_test_dir(dir);
+	free(m);
+}
+
+/* ---- switching styles ---- */
+
+static uint32_t recorded_style(const char *dir)
+{
+	struct vset_config cfg = {env_posix(), dir, LSM_MAX_LEVELS, NULL};
+	struct vset *vs = NULL;
+	assert_int_equal(vset_recover(&cfg, &vs), 0);
+	uint32_t s = vs->style;
+	vset_free(vs);
+	return s;
+}
+
+static void test_switch_every_pair(void **state)
+{
+	(void)state;
+	static const lsm_compaction_style styles[3] = {
+		LSM_COMPACTION_LEVELED, LSM_COMPACTION_TIERED,
+		LSM_COMPACTION_TIME_WINDOW};
+	struct model *m = malloc(sizeof(*m));
+	assert_non_null(m);
+	for (int a = 0; a < 3; a++)
+		for (int b = 0; b < 3; b++) {
+			char dir[512];
+			lsm_options o;
+			lsm_db *db = NULL;
+			uint64_t rs = (uint64_t)(a * 3 + b + 100);
+			if (a == b)
+				continue;
+			memset(m, 0, sizeof(*m));
+			make_test_dir(dir, sizeof(dir), "strat-switch");
+			small_opts(&o, styles[a]);
+			assert_int_equal(lsm_open(dir, &o, &db), 0);
+			for (int f = 0; f < 12; f++) {
+				m_random_ops(db, m, &rs, 600, N_KEYS);
+				if (f % 3 == 0)
+					assert_int_equal(lsm_flush(db), 0);
+			}
+			wait_quiet(db);
+			m_check(db, m);
+			assert_int_equal(lsm_close(db), 0);
+			assert_int_equal(recorded_style(dir), styles[a]);
+
+			small_opts(&o, styles[b]);
+			assert_int_equal(lsm_open(dir, &o, &db), 0);
+			m_check(db, m);
+			for (int f = 0; f < 12; f++) {
+				m_random_ops(db, m, &rs, 600, N_KEYS);
+				if (f % 3 == 0)
+					assert_int_equal(lsm_flush(db), 0);
+			}
+			wait_quiet(db);
+			m_check(db, m);
+			assert_int_equal(lsm_close(db), 0);
+			assert_int_equal(recorded_style(dir), styles[b]);
+
+			/* and back */
+			small_opts(&o, styles[a]);
+			assert_int_equal(lsm_open(dir, &o, &db), 0);
+			m_random_ops(db, m, &rs, 2000, N_KEYS);
+			assert_int_equal(lsm_flush(db), 0);
+			wait_quiet(db);
+			m_check(db, m);
+			assert_int_equal(lsm_close(db), 0);
+			assert_int_equal(recorded_style(dir), styles[a]);
+			remove_test_dir(dir);
+		}
+	free(m);
+}
+
+/* ---- lsm_compact_range under every style ---- */
+
+static void test_compact_range_every_style(void **state)
+{
+	(void)state;
+	struct model *m = malloc(sizeof(*m));
+	assert_non_null(m);
+	for (int s = 0; s < 3; s++) {
+		char dir[512];
+		lsm_options o;
+		lsm_db *db = NULL;
+		uint64_t rs = (uint64_t)s + 500;
+		memset(m, 0, sizeof(*m));
+		make_test_dir(dir, sizeof(dir), "strat-range");
+		small_opts(&o, (lsm_compaction_style)s);
+		assert_int_equal(lsm_open(dir, &o, &db), 0);
+		for (int f = 0; f < 6; f++) {
+			m_random_ops(db, m, &rs, 800, N_KEYS);
+			assert_int_equal(lsm_flush(db), 0);
+		}
+		m_del_range(db, m, 100, 900);
+		assert_int_equal(lsm_flush(db), 0);
+		assert_int_equal(lsm_compact_range(db, NULL, 0, NULL, 0), 0);
+		/* everything merged into the last level */
+		for (int l = 0; l < LSM_MAX_LEVELS - 1; l++) {
+			char name[64];
+			snprintf(name, sizeof(name), "lsm.num-files-at-level%d",
+				 l);
+			assert_int_equal(prop(db, name), 0);
+		}
+		assert_true(prop(db, "lsm.num-files-at-level6") > 0);
+		m_check(db, m);
+		/* the style keeps working afterwards */
+		for (int f = 0; f < 6; f++) {
+			m_random_ops(db, m, &rs, 800, N_KEYS);
+			assert_int_equal(lsm_flush(db), 0);
+		}
+		wait_quiet(db);
+		m_check(db, m);
+		assert_int_equal(lsm_close(db), 0);
+		remove_test_dir(dir);
+	}
+	free(m);
+}
+
+/* ---- the manifest record (tag 10) ---- */
+
+static void test_style_tag_round_trip(void **state)
+{
+	(void)state;
+	struct version_edit e, d;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	edit_init(&e);
+	e.has_style = true;
+	e.style = LSM_COMPACTION_TIME_WINDOW;
+	assert_int_equal(edit_encode(&e, &buf, &len), 0);
+	assert_int_equal(edit_decode(&d, buf, len, "test", 0), 0);
+	assert_true(d.has_style);
+	assert_int_equal(d.style, LSM_COMPACTION_TIME_WINDOW);
+	edit_release(&d);
+	free(buf);
+	/* a style this lsm does not know is refused, not guessed */
+	e.style = 9;
+	assert_int_equal(edit_encode(&e, &buf, &len), 0);
+	assert_int_equal(edit_decode(&d, buf, len, "test", 0), LSM_E_FORMAT);
+	assert_non_null(strstr(lsm_errdetail(), "compaction style"));
+	free(buf);
+	/* a truncated value is corruption */
+	e.style = 1;
+	assert_int_equal(edit_encode(&e, &buf, &len), 0);
+	assert_int_equal(edit_decode(&d, buf, len - 1, "test", 0),
+			 LSM_E_CORRUPT);
+	free(buf);
+	edit_release(&e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_options_validated),
+		cmocka_unit_test(test_style_tag_round_trip),
+		cmocka_unit_test(test_tiered_writes_less),
+		cmocka_unit_test(test_window_closed_merged),
+		cmocka_unit_test(test_windows_do_not_stall),
+		cmocka_unit_test(test_ttl_drops_old_windows),
+		cmocka_unit_test(test_switch_every_pair),
+		cmocka_unit_test(test_compact_range_every_style),
+	};
+	if (getenv("LSM_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("LSM_TEST_FILTER"));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
