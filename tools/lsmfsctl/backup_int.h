@@ -64,6 +64,9 @@ void bprog_end(struct bk_prog *p);
 
 /* Size of the copy/read buffer the helpers below take. */
 #define BK_BUF_SIZE (1u << 20)
+/* bfile_copy starts write-back every this many bytes (a multiple of
+ * BK_BUF_SIZE). */
+#define BK_WRITEBACK_STEP (8u << 20)
 
 /* XXH3-64 and length of everything readable from fd (from offset 0).
  * buf holds BK_BUF_SIZE bytes. name is for messages. */

@@ -392,6 +392,7 @@ int bfile_copy(int src_dirfd, const char *src_name, int dst_dirfd,
 	in = openat(src_dirfd, src_name, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
 		return bk_fail(e, -errno, "%s: %s", src_name, strerror(errno));
+	posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
 	st = XXH3_createState();
 	if (!st) {
 		rc = bk_fail(e, -ENOMEM, "out of memory");
@@ -430,6 +431,12 @@ int bfile_copy(int src_dirfd, const char *src_name, int dst_dirfd,
 		n += (uint64_t)got;
 		if (p)
 			bprog_add(p, (uint64_t)got);
+		/* Start writing back what is done while the next part is
+		 * read: the fsync at the end then waits for little. */
+		if (n % BK_WRITEBACK_STEP == 0)
+			sync_file_range(out, (off_t)(n - BK_WRITEBACK_STEP),
+					BK_WRITEBACK_STEP,
+					SYNC_FILE_RANGE_WRITE);
 	}
 	rc = finish_tmp(dst_dirfd, out, tmp, dst_name, false, e);
 	out = -1;
