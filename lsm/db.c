@@ -255,7 +255,8 @@ static int replay_wal(struct replay *rp, uint64_t number, uint64_t limit,
 			break;
 		if (count && seq + count - 1 > rp->max_seq)
 			rp->max_seq = seq + count - 1;
-		if (mem_usage(rp->mem) > db->opts.write_buffer_size) {
+		if (mem_usage(rp->mem) > db->opts.write_buffer_size &&
+		    !db->opts.read_only) {
 			rc = db_write_level0(db, rp->mem, rp->edit);
 			if (rc)
 				break;
@@ -447,7 +448,7 @@ static int recover(lsm_db *db)
 				   db->dir);
 	}
 	if (rc == LSM_E_NOSTORE) {
-		if (!db->opts.create_if_missing)
+		if (!db->opts.create_if_missing || db->opts.read_only)
 			return lsm_err(LSM_E_NOSTORE,
 				       "%s: no store here (and "
 				       "create_if_missing is off)",
@@ -497,6 +498,15 @@ static int recover(lsm_db *db)
 		rc = replay_wal(&rp, wals[i], limit, later);
 		if (wals[i] >= db->vs->next_file)
 			db->vs->next_file = wals[i] + 1;
+	}
+	if (!rc && db->opts.read_only) {
+		/* Everything stays as it is: the replayed writes are served
+		 * from memory, nothing is written. */
+		db->vs->last_seq = rp.max_seq;
+		atomic_store(&db->last_seq, rp.max_seq);
+		db->mem = rp.mem;
+		rp.mem = NULL;
+		goto out;
 	}
 	if (!rc && !mem_is_empty(rp.mem))
 		rc = db_write_level0(db, rp.mem, &edit);
@@ -622,7 +632,7 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out)
 		rc = lsm_err(-ENOTDIR, "%s: not a directory", path);
 		goto out_free;
 	}
-	if (db->opts.create_if_missing) {
+	if (db->opts.create_if_missing && !db->opts.read_only) {
 		rc = db->env->ops->make_dir(db->env, path);
 		if (rc)
 			goto out_free;
@@ -640,7 +650,7 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out)
 				path);
 		goto out_free;
 	}
-	if (!db->opts.log_fn) {
+	if (!db->opts.log_fn && !db->opts.read_only) {
 		snprintf(lpath, sizeof(lpath), "%s/LOG", path);
 		db->log_file = fopen(lpath, "ae");
 	}
@@ -670,7 +680,7 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out)
 		rc = -ENOMEM;
 		goto out_free;
 	}
-	rc = bg_start(db);
+	rc = db->opts.read_only ? 0 : bg_start(db);
 	if (rc)
 		goto out_free;
 	db_log(db, "opened %s", path);
@@ -1060,6 +1070,8 @@ static int write_batch(lsm_db *db, struct lsm_batch *b, bool sync)
 
 int lsm_write(lsm_db *db, lsm_batch *b, int flags)
 {
+	if (db && db->opts.read_only)
+		return lsm_err(-EROFS, "%s: opened read-only", db->dir);
 	if (!db || !b)
 		return -EINVAL;
 	if (flags & ~LSM_SYNC)
@@ -1077,6 +1089,8 @@ int lsm_sync(lsm_db *db)
 	int rc;
 	if (!db)
 		return -EINVAL;
+	if (db->opts.read_only)
+		return 0; /* nothing was written, nothing to make durable */
 	rc = batch_init(&b);
 	if (rc)
 		return rc;
@@ -1340,8 +1354,15 @@ int lsm_iter_new(lsm_db *db, const lsm_iter_options *o, lsm_iter **out)
 	return db_iter_new(db, o, out);
 }
 
+static int refuse_read_only(lsm_db *db)
+{
+	return lsm_err(-EROFS, "%s: opened read-only", db->dir);
+}
+
 int lsm_flush(lsm_db *db)
 {
+	if (db->opts.read_only)
+		return refuse_read_only(db);
 	return db_flush_wait(db);
 }
 
@@ -1350,7 +1371,10 @@ int lsm_compact_range(lsm_db *db, const void *start, size_t start_len,
 {
 	struct slice lo = slice_make(start, start_len);
 	struct slice hi = slice_make(end, end_len);
-	int rc = db_flush_wait(db);
+	int rc;
+	if (db->opts.read_only)
+		return refuse_read_only(db);
+	rc = db_flush_wait(db);
 	if (rc)
 		return rc;
 	return db_compact_range(db, start ? &lo : NULL, end ? &hi : NULL);

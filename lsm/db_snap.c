@@ -72,6 +72,8 @@ int lsm_snapshot_create(lsm_db *db, const char *name, lsm_snapshot_info *info)
 	lsm_err_clear();
 	if (!db)
 		return -EINVAL;
+	if (db->opts.read_only)
+		return lsm_err(-EROFS, "%s: opened read-only", db->dir);
 	rc = check_name(name);
 	if (rc)
 		return rc;
@@ -138,6 +140,8 @@ int lsm_snapshot_delete(lsm_db *db, const char *name)
 	lsm_err_clear();
 	if (!db)
 		return -EINVAL;
+	if (db->opts.read_only)
+		return lsm_err(-EROFS, "%s: opened read-only", db->dir);
 	rc = check_name(name);
 	if (rc)
 		return rc;
@@ -331,6 +335,10 @@ int db_load_identity(lsm_db *db)
 	}
 	if (rc != -ENOENT)
 		return rc;
+	if (db->opts.read_only) {
+		db->identity[0] = 0; /* an older store: none until written */
+		return 0;
+	}
 	rc = new_identity(hex);
 	if (rc)
 		return rc;
@@ -441,6 +449,8 @@ int lsm_checkpoint(lsm_db *db, const char *dir)
 	lsm_err_clear();
 	if (!db || !dir || !*dir)
 		return -EINVAL;
+	if (db->opts.read_only)
+		return lsm_err(-EROFS, "%s: opened read-only", db->dir);
 	if (strlen(dir) > 3800)
 		return lsm_err(-ENAMETOOLONG, "checkpoint path too long");
 	rc = db->env->ops->file_exists(db->env, dir);

@@ -86,7 +86,13 @@ typedef struct lsm_env lsm_env;
 typedef struct lsm_options {
 	bool create_if_missing; /* default true: create an empty store */
 	bool error_if_exists;   /* default false: fail if a store exists */
-	bool paranoid_checks;   /* default true: verify every block read */
+	/* default false. True: open an existing store without changing a
+	 * byte of it (no new WAL or manifest, WALs replayed into memory
+	 * only, no LOG lines, no background work). Writes, flushes,
+	 * compactions, named-snapshot changes and checkpoints fail with
+	 * -EROFS. The store is still locked against other openers. */
+	bool read_only;
+	bool paranoid_checks; /* default true: verify every block read */
 
 	size_t write_buffer_size;    /* 64 MiB; memtable size before flush */
 	int max_immutable_memtables; /* 2; full memtables awaiting flush

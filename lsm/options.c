@@ -14,6 +14,7 @@ void lsm_options_init(lsm_options *o)
 	memset(o, 0, sizeof(*o));
 	o->create_if_missing = true;
 	o->error_if_exists = false;
+	o->read_only = false;
 	o->paranoid_checks = true;
 	o->write_buffer_size = 64u << 20;
 	o->max_immutable_memtables = 2;

@@ -123,6 +123,15 @@ def clean():
         shutil.rmtree(base, ignore_errors=True)
 
 
+def store_state(store):
+    """Every file of the store with its size and modification time."""
+    out = []
+    for name in sorted(os.listdir(store)):
+        st = os.lstat(os.path.join(store, name))
+        out.append((name, st.st_size, st.st_mtime_ns))
+    return out
+
+
 def test_clean_store(clean):
     store, _ = clean
     r = ctl("check", store)
@@ -167,10 +176,14 @@ def test_orphan_after_crash(mnt):
             os.close(fd)
         except OSError:
             pass  # ENOTCONN: the daemon is gone
+    before = store_state(mnt.store)
     r = ctl("check", mnt.store)
     assert r.returncode == 0, (r.out, r.err)
     assert "orphan: inode %d (file" % ino in r.out
     assert "1 orphans: no problems" in r.out
+    # The crashed daemon's WAL was replayed in memory only: check changed
+    # nothing in the store.
+    assert store_state(mnt.store) == before
     mnt.start()  # sweeps it
     mnt.unmount()
     r = ctl("check", mnt.store)

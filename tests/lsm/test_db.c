@@ -399,6 +399,105 @@ static void test_sync_makes_earlier_writes_durable(void **state)
 	env_fault_free(fe);
 }
 
+/* The directory's names, sizes and modification times, as one string. */
+static char *dir_state(const char *dir)
+{
+	char cmd[512], *out = NULL;
+	size_t cap = 0, len = 0;
+	FILE *f;
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && find . -printf '%%p %%s %%T@\\n' | sort", dir);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	for (;;) {
+		if (len + 4096 > cap) {
+			cap = cap ? 2 * cap : 65536;
+			out = realloc(out, cap);
+			assert_non_null(out);
+		}
+		size_t got = fread(out + len, 1, cap - len - 1, f);
+		if (got == 0)
+			break;
+		len += got;
+	}
+	out[len] = 0;
+	assert_int_equal(pclose(f), 0);
+	return out;
+}
+
+/* A read-only open serves everything, including writes that only the
+ * WAL holds and named snapshots, refuses every change with -EROFS, and
+ * leaves every file of the store as it was. */
+static void test_read_only_open(void **state)
+{
+	struct tctx *t = *state;
+	char k[32], v[64], path[300], *before, *after;
+	lsm_db *ro = NULL, *other = NULL;
+	lsm_snapshot *snap;
+	lsm_options o;
+	void *val;
+	size_t len;
+
+	for (unsigned i = 0; i < 3000; i++) {
+		key_of(k, sizeof(k), 0, i);
+		snprintf(v, sizeof(v), "one-%u", i);
+		assert_int_equal(lsm_put(t->db, k, strlen(k), v, strlen(v), 0),
+				 0);
+	}
+	assert_int_equal(lsm_flush(t->db), 0);
+	assert_int_equal(lsm_snapshot_create(t->db, "s", NULL), 0);
+	for (unsigned i = 0; i < 500; i++) { /* in the WAL only */
+		key_of(k, sizeof(k), 0, i);
+		snprintf(v, sizeof(v), "two-%u", i);
+		assert_int_equal(lsm_put(t->db, k, strlen(k), v, strlen(v), 0),
+				 0);
+	}
+	assert_int_equal(lsm_close(t->db), 0);
+	t->db = NULL;
+	before = dir_state(t->dir);
+
+	o = t->o;
+	o.read_only = true;
+	assert_int_equal(lsm_open(t->dir, &o, &ro), 0);
+	assert_int_equal(lsm_open(t->dir, &t->o, &other), LSM_E_BUSY);
+	key_of(k, sizeof(k), 0, 7);
+	assert_int_equal(lsm_get(ro, NULL, k, strlen(k), &val, &len), 0);
+	assert_memory_equal(val, "two-7", 5);
+	lsm_free(val);
+	key_of(k, sizeof(k), 0, 2999);
+	assert_int_equal(lsm_get(ro, NULL, k, strlen(k), &val, &len), 0);
+	assert_memory_equal(val, "one-2999", 8);
+	lsm_free(val);
+	assert_int_equal(lsm_snapshot_open(ro, "s", &snap), 0);
+	key_of(k, sizeof(k), 0, 7);
+	assert_int_equal(lsm_get(ro, snap, k, strlen(k), &val, &len), 0);
+	assert_memory_equal(val, "one-7", 5);
+	lsm_free(val);
+	lsm_snapshot_release(ro, snap);
+
+	assert_int_equal(lsm_put(ro, "x", 1, "y", 1, 0), -EROFS);
+	assert_int_equal(lsm_delete(ro, "x", 1, LSM_SYNC), -EROFS);
+	assert_int_equal(lsm_flush(ro), -EROFS);
+	assert_int_equal(lsm_compact_range(ro, NULL, 0, NULL, 0), -EROFS);
+	assert_int_equal(lsm_snapshot_create(ro, "t", NULL), -EROFS);
+	assert_int_equal(lsm_snapshot_delete(ro, "s"), -EROFS);
+	snprintf(path, sizeof(path), "%s/ckpt", t->dir);
+	assert_int_equal(lsm_checkpoint(ro, path), -EROFS);
+	assert_int_equal(lsm_sync(ro), 0);
+	assert_int_equal(lsm_close(ro), 0);
+
+	after = dir_state(t->dir);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+
+	/* No store: nothing is created. */
+	snprintf(path, sizeof(path), "%s/none", t->dir);
+	assert_int_equal(lsm_open(path, &o, &ro), LSM_E_NOSTORE);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(lsm_open(t->dir, &t->o, &t->db), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -419,6 +518,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_sync_makes_earlier_writes_durable, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(test_read_only_open, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

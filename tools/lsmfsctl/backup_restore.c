@@ -190,6 +190,7 @@ static int restore_keys(const struct bk_record *r, const char *src,
 
 	lsm_options_init(&o);
 	o.create_if_missing = false;
+	o.read_only = true; /* only read at the snapshot */
 	o.log_fn = quiet_log;
 	rc = lsm_open(src, &o, &sdb);
 	if (rc)

@@ -653,8 +653,9 @@ static void check_inodes(struct check *ck)
 	}
 }
 
-/* Opens an existing store: 0, or 2 after printing why not. */
-static int open_store(const char *store, lsm_db **db)
+/* Opens an existing store (read-only: nothing in it changes, not even
+ * by recovery): 0, or 2 after printing why not. */
+static int open_store(const char *store, bool read_only, lsm_db **db)
 {
 	lsm_options o;
 	struct stat st;
@@ -670,6 +671,7 @@ static int open_store(const char *store, lsm_db **db)
 	}
 	lsm_options_init(&o);
 	o.create_if_missing = false;
+	o.read_only = read_only;
 	rc = lsm_open(store, &o, db);
 	if (rc == LSM_E_BUSY) {
 		fprintf(stderr, "lsmfsctl: %s: store is in use (mounted?)\n",
@@ -701,7 +703,7 @@ int cmd_check(int argc, char **argv)
 	memset(&ck, 0, sizeof(ck));
 	ck.store = argv[1];
 	ck.last_b_ino = ck.last_x_ino = UINT64_MAX;
-	status = open_store(ck.store, &ck.db);
+	status = open_store(ck.store, true, &ck.db);
 	if (status)
 		return status;
 	rc = load_inodes(&ck);
@@ -804,7 +806,7 @@ int cmd_debug(int argc, char **argv)
 		fprintf(stderr, "lsmfsctl: %s: bad hex argument\n", argv[0]);
 		goto out_free;
 	}
-	if (open_store(argv[1], &db) != 0)
+	if (open_store(argv[1], false, &db) != 0)
 		goto out_free;
 	rc = is_put ? lsm_put(db, key, klen, val, vlen, LSM_SYNC)
 		    : lsm_delete(db, key, klen, LSM_SYNC);
