@@ -90,6 +90,11 @@ struct lsmfs {
 	/* The FUSE session, for kernel cache notifications: set before the
 	 * loop starts, cleared before it is destroyed. */
 	struct fuse_session *se;
+
+	/* Open directory handles (ops_dir.c), freed at unmount if the
+	 * kernel did not release them. */
+	pthread_mutex_t dir_handles_mu;
+	struct dir_handle *dir_handles;
 };
 
 /* opts.c */
@@ -169,6 +174,9 @@ int dir_make_node(struct lsmfs *fs, fuse_req_t req, uint64_t parent,
 /* Looks name up in node parent of view v (snap.h); on success counts a
  * kernel lookup, fills *ep and returns the child with a reference. */
 struct fs_view;
+/* After the session ended: frees the directory handles the kernel never
+ * released (their snapshots, open counts and references). */
+void dir_handles_release(struct lsmfs *fs);
 int dir_lookup_entry(struct lsmfs *fs, const struct fs_view *v, uint64_t parent,
 		     const char *name, struct fuse_entry_param *ep,
 		     struct inode_ent **child);

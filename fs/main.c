@@ -432,6 +432,7 @@ int main(int argc, char **argv)
 		goto out_args;
 	fs.opts = &opts;
 	pthread_mutex_init(&fs.alloc_mu, NULL);
+	pthread_mutex_init(&fs.dir_handles_mu, NULL);
 	fs.itab = itable_new();
 	if (!fs.itab) {
 		fprintf(stderr, "lsmfs: out of memory\n");
@@ -503,6 +504,7 @@ out_destroy:
 	fs.se = NULL;
 	fuse_session_destroy(se);
 out_close:
+	dir_handles_release(&fs);
 	space_release(&fs);
 	snap_release(&fs);
 	rc = lsm_sync(fs.db);
@@ -519,6 +521,7 @@ out_report:
 	daemon_report(&fs, report_fd, (char)status);
 	itable_free(fs.itab);
 	pthread_mutex_destroy(&fs.alloc_mu);
+	pthread_mutex_destroy(&fs.dir_handles_mu);
 out_args:
 	opts_free(&opts);
 	fuse_opt_free_args(&fargs);

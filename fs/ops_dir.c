@@ -842,7 +842,34 @@ struct dir_handle {
 	off_t next_off;           /* offset a sequential call will ask for */
 	uint8_t last_key[KEY_MAX_LEN]; /* key of the entry before next_off */
 	size_t last_key_len;           /* 0: none (restart from the top) */
+	/* Every open handle is on fs->dir_handles (fs->dir_handles_mu), so
+	 * that the ones the kernel never released (unmount) are freed. */
+	struct dir_handle *prev, *next;
 };
+
+static void dir_handle_link(struct lsmfs *fs, struct dir_handle *dh)
+{
+	pthread_mutex_lock(&fs->dir_handles_mu);
+	dh->prev = NULL;
+	dh->next = fs->dir_handles;
+	if (dh->next)
+		dh->next->prev = dh;
+	fs->dir_handles = dh;
+	pthread_mutex_unlock(&fs->dir_handles_mu);
+}
+
+static void dir_handle_unlink(struct lsmfs *fs, struct dir_handle *dh)
+{
+	pthread_mutex_lock(&fs->dir_handles_mu);
+	if (dh->prev)
+		dh->prev->next = dh->next;
+	else if (fs->dir_handles == dh)
+		fs->dir_handles = dh->next;
+	if (dh->next)
+		dh->next->prev = dh->prev;
+	dh->prev = dh->next = NULL;
+	pthread_mutex_unlock(&fs->dir_handles_mu);
+}
 
 /* Undoes what opendir did to e (the open count of a live directory). */
 static void dir_close_ent(struct lsmfs *fs, struct inode_ent *e)
@@ -862,6 +889,7 @@ static void dir_close_ent(struct lsmfs *fs, struct inode_ent *e)
 
 static void dir_handle_free(struct lsmfs *fs, struct dir_handle *dh)
 {
+	dir_handle_unlink(fs, dh);
 	if (dh->own_snap)
 		lsm_snapshot_release(fs->db, dh->own_snap);
 	dir_close_ent(fs, dh->e);
@@ -926,6 +954,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	fi->fh = (uintptr_t)dh;
+	dir_handle_link(fs, dh);
 	/* A snapshot's directory never changes: the kernel may cache its
 	 * listing. */
 	fi->cache_readdir = v.sid ? 1 : 0;
@@ -1141,6 +1170,19 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
 	do_readdir(req, ino, size, off, fi, true);
+}
+
+void dir_handles_release(struct lsmfs *fs)
+{
+	for (;;) {
+		struct dir_handle *dh;
+		pthread_mutex_lock(&fs->dir_handles_mu);
+		dh = fs->dir_handles;
+		pthread_mutex_unlock(&fs->dir_handles_mu);
+		if (!dh)
+			break;
+		dir_handle_free(fs, dh);
+	}
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino,

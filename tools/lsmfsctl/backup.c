@@ -375,7 +375,8 @@ static int backup_checkpoint(struct bdir *d, const char *name,
 			if (!same) {
 				rc = bk_fail(e, -EEXIST,
 					     "%s/%s differs from SST %s of "
-					     "store %s (a damaged backup file, or two "
+					     "store %s (a damaged backup file, "
+					     "or two "
 					     "stores with one identity?)",
 					     d->path, path, s->name,
 					     ck->identity);
