@@ -716,17 +716,7 @@ static int read_line(struct ctl_server *s, int fd, size_t *len_out)
  * for CTL_IDLE_MS: SO_SNDTIMEO). */
 static void send_all(int fd, const char *p, size_t len)
 {
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
+	(void)ctl_send_all(fd, p, len); /* the client left: nothing to do */
 }
 
 static void send_error(int fd, const struct ctl_err *e)

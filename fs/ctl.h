@@ -30,6 +30,23 @@
 #define CTL_IDLE_MS 10000
 
 /* True for a byte an argument may carry unencoded. */
+/* Sends all of p on a stream socket (no SIGPIPE): 0 or -errno. */
+static inline int ctl_send_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 static inline int ctl_is_plain(unsigned char c)
 {
 	return c >= 0x21 && c <= 0x7e && c != '%';

@@ -283,22 +283,6 @@ void ctl_close(struct ctl_conn *c)
 	free(c);
 }
 
-static int send_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Reads until EOF into *buf (NUL-terminated). A reset after data counts
  * as the end (the daemon closed with our bytes unread). */
 static int read_all(int fd, char **buf, size_t *len)
@@ -377,7 +361,7 @@ int ctl_call(struct ctl_conn *c, const char *verb, const char *const *args,
 		free(req);
 		return -1;
 	}
-	rc = send_all(fd, req, len);
+	rc = ctl_send_all(fd, req, len);
 	free(req);
 	/* A daemon that refuses us (uid) replies and closes without reading:
 	 * our send may fail, its reply is still there to read. */
