@@ -517,7 +517,8 @@ static int recover(lsm_db *db)
 	{
 		char path[4096];
 		file_path(path, sizeof(path), db->dir, db->wal_number, "log");
-		rc = walw_open(db->env, path, &db->wal);
+		rc = walw_open_reserved(db->env, path, DB_WAL_RESERVE,
+					&db->wal);
 		if (rc)
 			goto out;
 		/* The manifest is about to name this WAL as the oldest live
@@ -707,7 +708,7 @@ int lsm_close(lsm_db *db)
 	pthread_mutex_lock(&db->mu);
 	rc = db->bg_error;
 	if (db->wal && !db->wal_error) {
-		int wrc = walw_sync(db->wal);
+		int wrc = walw_trim(db->wal);
 		if (wrc && !rc)
 			rc = wrc;
 	}
@@ -755,7 +756,7 @@ static int open_new_wal_locked(lsm_db *db)
 	uint64_t number = vset_new_file_number(db->vs);
 	int rc;
 	file_path(path, sizeof(path), db->dir, number, "log");
-	rc = walw_open(db->env, path, &w);
+	rc = walw_open_reserved(db->env, path, DB_WAL_RESERVE, &w);
 	if (!rc) {
 		/* A synced write to the new WAL must not be lost with the
 		 * file's directory entry. */
@@ -788,14 +789,16 @@ static int open_new_wal_locked(lsm_db *db)
 	}
 	if (db->wal) {
 		/* A later synced write in the new WAL promises that this
-		 * one's writes are durable too: sync it before moving on.
+		 * one's writes are durable too: sync it before moving on,
+		 * cutting off its reserved zeros (recovery accepts a zero
+		 * tail only in the newest WAL).
 		 * After a failed append (wal_error) the writer refuses, but
 		 * its acknowledged records reached the file before the
 		 * failure: sync the file itself (the marker in the new WAL
 		 * says where the good part ends). */
 		{
 			rc = db->wal_error ? walw_sync_file(db->wal)
-					   : walw_sync(db->wal);
+					   : walw_trim(db->wal);
 			if (rc) {
 				walw_close(w);
 				db->env->ops->remove_file(db->env, path);

@@ -27,6 +27,9 @@
 #include <string.h>
 
 #define DB_MAX_IMM 16
+/* WALs keep their file size reserved this far ahead of the records, so
+ * that a synced write changes no file size (wal/wal.h). */
+#define DB_WAL_RESERVE (4ull << 20)
 /* A memtable holding this many range tombstones is switched out. */
 #define DB_MAX_MEM_TOMBS 256
 

@@ -38,6 +38,14 @@ struct env_ops {
 	int (*wfile_sync)(struct env_wfile *f);
 	int (*wfile_close)(struct env_wfile *f); /* frees f even on error */
 	uint64_t (*wfile_size)(const struct env_wfile *f); /* bytes appended */
+	/* Extends the file with zeros to at least len bytes (allocated on
+	 * disk) so that appends up to there do not change its size: a sync
+	 * of such an append needs no size update. Best effort: callers may
+	 * ignore a failure. Readers see the zeros as the end of the data. */
+	int (*wfile_reserve)(struct env_wfile *f, uint64_t len);
+	/* Cuts the file back to the bytes appended, durably (the size change
+	 * is synced before it returns). */
+	int (*wfile_trim)(struct env_wfile *f);
 
 	int (*new_rfile)(lsm_env *env, const char *path,
 			 struct env_rfile **out);
@@ -99,6 +107,16 @@ static inline int wfile_flush(struct env_wfile *f)
 {
 	return ((struct env_file_base *)f)->ops->wfile_flush(f);
 }
+static inline int wfile_reserve(struct env_wfile *f, uint64_t len)
+{
+	return ((struct env_file_base *)f)->ops->wfile_reserve(f, len);
+}
+
+static inline int wfile_trim(struct env_wfile *f)
+{
+	return ((struct env_file_base *)f)->ops->wfile_trim(f);
+}
+
 static inline int wfile_sync(struct env_wfile *f)
 {
 	return ((struct env_file_base *)f)->ops->wfile_sync(f);

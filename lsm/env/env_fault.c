@@ -43,7 +43,9 @@ struct fault_rec {
 	uint64_t appended;
 	uint64_t flushed;
 	uint64_t synced;
-	int n_handles; /* open write handles pointing here */
+	uint64_t reserved; /* wfile_reserve'd size (zeros past appended):
+			    * durable at once, like the real allocation */
+	int n_handles;     /* open write handles pointing here */
 	bool is_gone;
 };
 
@@ -351,6 +353,47 @@ static int fault_wfile_close(struct env_wfile *wf)
 		rec_free(f->rec);
 	pthread_mutex_unlock(&fe->mu);
 	free(f);
+	return rc;
+}
+
+/* Reserve and trim are forwarded and never fail on purpose; the model
+ * keeps the reserved size, which survives a cut (the zeros reappear past
+ * what survives of the data), until a trim. */
+static int fault_wfile_reserve(struct env_wfile *wf, uint64_t len)
+{
+	struct fault_wfile *f = (struct fault_wfile *)wf;
+	struct fault_env *fe = f->fe;
+	int rc;
+
+	pthread_mutex_lock(&fe->mu);
+	if (wf_is_dead_locked(f)) {
+		rc = dead_handle("reserve");
+	} else {
+		rc = wfile_reserve(f->inner, len);
+		if (rc == 0 && len > f->rec->reserved)
+			f->rec->reserved = len;
+	}
+	pthread_mutex_unlock(&fe->mu);
+	return rc;
+}
+
+static int fault_wfile_trim(struct env_wfile *wf)
+{
+	struct fault_wfile *f = (struct fault_wfile *)wf;
+	struct fault_env *fe = f->fe;
+	int rc;
+
+	pthread_mutex_lock(&fe->mu);
+	if (wf_is_dead_locked(f)) {
+		rc = dead_handle("trim");
+	} else {
+		rc = wfile_trim(f->inner); /* synced, like an fsync */
+		if (rc == 0) {
+			f->rec->reserved = 0;
+			f->rec->flushed = f->rec->synced = f->rec->appended;
+		}
+	}
+	pthread_mutex_unlock(&fe->mu);
 	return rc;
 }
 
@@ -674,6 +717,8 @@ static uint64_t fault_now_micros(lsm_env *env)
 static const struct env_ops fault_ops = {
 	.new_wfile = fault_new_wfile,
 	.wfile_append = fault_wfile_append,
+	.wfile_reserve = fault_wfile_reserve,
+	.wfile_trim = fault_wfile_trim,
 	.wfile_flush = fault_wfile_flush,
 	.wfile_sync = fault_wfile_sync,
 	.wfile_close = fault_wfile_close,
@@ -729,6 +774,9 @@ static uint64_t cut_file_locked(struct fault_rec *r, uint64_t *rng,
 	}
 	if (truncate(r->path, (off_t)keep) < 0)
 		return keep;
+	if (r->reserved > keep && !n_garbage &&
+	    truncate(r->path, (off_t)r->reserved) == 0)
+		return r->reserved; /* the allocation survived: zeros */
 	if (n_garbage) {
 		int fd = open(r->path, O_WRONLY | O_CLOEXEC);
 		if (fd >= 0) {
@@ -784,6 +832,7 @@ void env_fault_power_cut(lsm_env *e, uint64_t torn_seed)
 		}
 		fe->space_used -= r->appended;
 		r->appended = r->flushed = r->synced = len;
+		r->reserved = 0;
 		fe->space_used += len;
 	}
 	/* Files replaced by undurable renames come back. */

@@ -185,6 +185,30 @@ static int posix_wfile_sync(struct env_wfile *wf)
 	return 0;
 }
 
+static int posix_wfile_reserve(struct env_wfile *wf, uint64_t len)
+{
+	struct posix_wfile *f = (struct posix_wfile *)wf;
+	int rc = pw_flush_buf(f);
+	if (rc < 0)
+		return rc;
+	if (fallocate(f->fd, 0, 0, (off_t)len) < 0)
+		return sys_err(errno, "fallocate", f->path);
+	return 0;
+}
+
+static int posix_wfile_trim(struct env_wfile *wf)
+{
+	struct posix_wfile *f = (struct posix_wfile *)wf;
+	int rc = pw_flush_buf(f);
+	if (rc < 0)
+		return rc;
+	if (ftruncate(f->fd, (off_t)f->size) < 0)
+		return sys_err(errno, "ftruncate", f->path);
+	if (fsync(f->fd) < 0)
+		return sys_err(errno, "fsync", f->path);
+	return 0;
+}
+
 static int posix_wfile_close(struct env_wfile *wf)
 {
 	struct posix_wfile *f = (struct posix_wfile *)wf;
@@ -473,6 +497,8 @@ static uint64_t posix_now_micros(lsm_env *env)
 static const struct env_ops posix_ops = {
 	.new_wfile = posix_new_wfile,
 	.wfile_append = posix_wfile_append,
+	.wfile_reserve = posix_wfile_reserve,
+	.wfile_trim = posix_wfile_trim,
 	.wfile_flush = posix_wfile_flush,
 	.wfile_sync = posix_wfile_sync,
 	.wfile_close = posix_wfile_close,

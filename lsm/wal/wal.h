@@ -25,6 +25,14 @@ struct wal_reader;
 
 /* Creates (or truncates) `path`. */
 int walw_open(lsm_env *env, const char *path, struct wal_writer **out);
+/* Like walw_open, but keeps the file's size reserved (zeros) ahead of the
+ * records in steps of `chunk` bytes, so that walw_sync of an append
+ * changes no file size (cheaper on most file systems). */
+int walw_open_reserved(lsm_env *env, const char *path, uint64_t chunk,
+		       struct wal_writer **out);
+/* Cuts the reserved zeros off and makes everything durable (a writer
+ * without reservation just syncs). */
+int walw_trim(struct wal_writer *w);
 /* Appends one record (payload up to 1 GiB, else -EINVAL). The record may sit
  * in a user-space buffer until walw_flush()/walw_sync(). After the first
  * I/O error every later call returns that error (the log tail is unknown). */

@@ -11,8 +11,8 @@
  *  - its header runs past the end of the file;
  *  - its header fails its own check and the file ends within two headers'
  *    length of it (a header cut by a crash, maybe followed by a few bytes
- *    of garbage), or everything from it to the end of the file is zero (a
- *    preallocated or zero-filled tail);
+ *    of garbage), or everything after the header's 13 bytes is zero (a
+ *    torn write into a preallocated or zero-filled tail);
  *  - its header is sound but its payload runs past the end of the file;
  *  - its payload fails the checksum and it is the last thing in the file
  *    (fewer than WAL_HEADER_LEN bytes follow it) or only zeros follow.
@@ -221,7 +221,10 @@ bad_record:
 	 * this is still the last record (a torn write ending in garbage). */
 	if (!header_bad && r->file_size - rec_end < WAL_HEADER_LEN)
 		return stop_torn(r, pos);
-	rc = zero_to_eof(r, pos);
+	/* A torn write into a zero-filled or reserved tail leaves a prefix
+	 * of the record and then zeros: a bad header followed by zeros only,
+	 * or a sound header whose record is followed by zeros only. */
+	rc = zero_to_eof(r, header_bad ? pos + WAL_HEADER_LEN : rec_end);
 	if (rc < 0)
 		goto out_err;
 	if (rc == 1)

@@ -14,6 +14,11 @@
  *  2. After the first error `err` is set and every later call returns it:
  *     appending after a partial record would put good records behind a bad
  *     one, which a reader treats as corruption instead of a torn tail.
+ *  3. A writer opened with walw_open_reserved keeps the file's size
+ *     (zeros) ahead of its records, in steps of `chunk`, so that syncing
+ *     an append needs no size change; readers take the zeros for the end
+ *     of the log. walw_trim cuts them off, durably, before the log is
+ *     left for a newer one.
  *
  * Thread safety: none; the caller serializes calls on one writer.
  */
@@ -29,7 +34,9 @@
 struct wal_writer {
 	struct env_wfile *f;
 	char *path;
-	int err; /* first error, or 0 */
+	int err;           /* first error, or 0 */
+	uint64_t chunk;    /* reserve ahead in steps of this; 0: never */
+	uint64_t reserved; /* file size reserved so far */
 };
 
 int walw_open(lsm_env *env, const char *path, struct wal_writer **out)
@@ -47,6 +54,47 @@ int walw_open(lsm_env *env, const char *path, struct wal_writer **out)
 		return rc;
 	}
 	*out = w;
+	return 0;
+}
+
+int walw_open_reserved(lsm_env *env, const char *path, uint64_t chunk,
+		       struct wal_writer **out)
+{
+	int rc = walw_open(env, path, out);
+	if (rc == 0)
+		(*out)->chunk = chunk;
+	return rc;
+}
+
+/* invariant 3: keeps the file's size ahead of the records, so a sync of
+ * an append has no size to update. A failed reservation only stops
+ * further ones. */
+static void reserve_ahead(struct wal_writer *w, uint64_t need)
+{
+	uint64_t want;
+	if (!w->chunk || need <= w->reserved)
+		return;
+	want = (need / w->chunk + 1) * w->chunk;
+	if (wfile_reserve(w->f, want) == 0)
+		w->reserved = want;
+	else
+		w->chunk = 0;
+}
+
+int walw_trim(struct wal_writer *w)
+{
+	int rc;
+	if (w->err)
+		return w->err;
+	if (!w->reserved)
+		return walw_sync(w);
+	rc = wfile_trim(w->f);
+	if (rc < 0) {
+		w->err = rc;
+		return rc;
+	}
+	w->reserved = 0;
+	w->chunk = 0;
 	return 0;
 }
 
@@ -80,6 +128,7 @@ int walw_add(struct wal_writer *w, const void *p, size_t len)
 	hdr[8] = WAL_TYPE_FULL;
 	put_fixed32(hdr + WAL_HCHECK_OFF, lsm_checksum32(hdr + 4, 5));
 	put_fixed32(hdr, record_checksum(hdr, p, len));
+	reserve_ahead(w, wfile_size(w->f) + sizeof(hdr) + len);
 	rc = wfile_append(w->f, hdr, sizeof(hdr));
 	if (rc == 0 && len)
 		rc = wfile_append(w->f, p, len);

@@ -263,6 +263,83 @@ static void test_zero_tail_is_torn(void **state)
 	tdir_remove(&d);
 }
 
+/* A writer that reserves its file size ahead: the file is larger than the
+ * records (zeros), readers stop cleanly at the zeros, a record torn into
+ * the reserved space (a prefix of it, then zeros) is a torn tail wherever
+ * the cut falls, damage before the last record is still corruption, and
+ * walw_trim cuts the file back to the records. */
+static void test_reserved_log(void **state)
+{
+	struct tdir d;
+	enum { N = 40, CHUNK = 64 << 10 };
+	size_t sizes[N];
+	uint64_t offs[N + 1], torn_off;
+	struct wal_writer *w;
+	uint8_t *buf = malloc(4096), *all, *b;
+	bool is_torn;
+	size_t len;
+	struct stat st;
+
+	tdir_make(&d);
+	assert_int_equal(walw_open_reserved(env_posix(), d.file, CHUNK, &w), 0);
+	for (size_t i = 0; i < N; i++) {
+		sizes[i] = 100 + i * 97 % 3000;
+		offs[i] = walw_size(w);
+		payload(buf, sizes[i], (uint32_t)i);
+		assert_int_equal(walw_add(w, buf, sizes[i]), 0);
+	}
+	offs[N] = walw_size(w);
+	assert_int_equal(walw_sync(w), 0);
+	assert_int_equal(stat(d.file, &st), 0);
+	assert_true((uint64_t)st.st_size > offs[N]);
+	assert_int_equal((uint64_t)st.st_size % CHUNK, 0);
+	assert_int_equal(read_log(d.file, sizes, N, offs, &is_torn, &torn_off),
+			 0);
+	assert_true(is_torn);
+	assert_int_equal(torn_off, offs[N]);
+
+	/* Cut the last record at every few bytes: its prefix, then zeros. */
+	all = get_file(d.file, &len);
+	b = malloc(len);
+	for (uint64_t cut = offs[N - 1] + 1; cut < offs[N]; cut += 7) {
+		memcpy(b, all, len);
+		memset(b + cut, 0, len - cut);
+		put_file(d.file, b, len);
+		assert_int_equal(read_log(d.file, sizes, N - 1, offs, &is_torn,
+					  &torn_off),
+				 0);
+		assert_true(is_torn);
+		assert_int_equal(torn_off, offs[N - 1]);
+	}
+	/* A flipped payload byte in a middle record is corruption. */
+	memcpy(b, all, len);
+	b[offs[N / 2] + WAL_HEADER_LEN + 3] ^= 0x40;
+	put_file(d.file, b, len);
+	assert_int_equal(read_log(d.file, sizes, N, offs, &is_torn, &torn_off),
+			 LSM_E_CORRUPT);
+	/* So is one in the last record when data follows in the tail. */
+	memcpy(b, all, len);
+	b[offs[N - 1] + WAL_HEADER_LEN + 1] ^= 0x40;
+	b[offs[N] + 100] = 0x55;
+	put_file(d.file, b, len);
+	assert_int_equal(read_log(d.file, sizes, N, offs, &is_torn, &torn_off),
+			 LSM_E_CORRUPT);
+	put_file(d.file, all, len);
+
+	/* Trim: back to the records, and a clean end. */
+	assert_int_equal(walw_trim(w), 0);
+	assert_int_equal(stat(d.file, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, offs[N]);
+	assert_int_equal(walw_close(w), 0);
+	assert_int_equal(read_log(d.file, sizes, N, offs, &is_torn, &torn_off),
+			 0);
+	assert_false(is_torn);
+	free(all);
+	free(b);
+	free(buf);
+	tdir_remove(&d);
+}
+
 static void test_flipped_middle_byte_is_corruption(void **state)
 {
 	struct tdir d;
@@ -526,6 +603,7 @@ int main(void)
 		cmocka_unit_test(test_empty_file),
 		cmocka_unit_test(test_truncate_last_record),
 		cmocka_unit_test(test_zero_tail_is_torn),
+		cmocka_unit_test(test_reserved_log),
 		cmocka_unit_test(test_flipped_middle_byte_is_corruption),
 		cmocka_unit_test(test_flipped_last_record_is_torn),
 		cmocka_unit_test(test_torn_garbage_past_short_record),
