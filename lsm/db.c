@@ -747,6 +747,11 @@ int lsm_destroy(const char *path, const lsm_options *opts)
 	return env->ops->remove_dir(env, path);
 }
 
+int db_refuse_read_only(lsm_db *db)
+{
+	return lsm_err(-EROFS, "%s: opened read-only", db->dir);
+}
+
 /* ---- writes ---- */
 
 static int open_new_wal_locked(lsm_db *db)
@@ -1074,7 +1079,7 @@ static int write_batch(lsm_db *db, struct lsm_batch *b, bool sync)
 int lsm_write(lsm_db *db, lsm_batch *b, int flags)
 {
 	if (db && db->opts.read_only)
-		return lsm_err(-EROFS, "%s: opened read-only", db->dir);
+		return db_refuse_read_only(db);
 	if (!db || !b)
 		return -EINVAL;
 	if (flags & ~LSM_SYNC)
@@ -1357,15 +1362,10 @@ int lsm_iter_new(lsm_db *db, const lsm_iter_options *o, lsm_iter **out)
 	return db_iter_new(db, o, out);
 }
 
-static int refuse_read_only(lsm_db *db)
-{
-	return lsm_err(-EROFS, "%s: opened read-only", db->dir);
-}
-
 int lsm_flush(lsm_db *db)
 {
 	if (db->opts.read_only)
-		return refuse_read_only(db);
+		return db_refuse_read_only(db);
 	return db_flush_wait(db);
 }
 
@@ -1376,7 +1376,7 @@ int lsm_compact_range(lsm_db *db, const void *start, size_t start_len,
 	struct slice hi = slice_make(end, end_len);
 	int rc;
 	if (db->opts.read_only)
-		return refuse_read_only(db);
+		return db_refuse_read_only(db);
 	rc = db_flush_wait(db);
 	if (rc)
 		return rc;

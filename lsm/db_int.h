@@ -123,6 +123,8 @@ int options_validate(const lsm_options *o);
 /* db.c */
 struct superversion *db_sv_get(lsm_db *db);
 void db_sv_put(struct superversion *sv);
+/* -EROFS with a detail naming the store: a change to a read-only open. */
+int db_refuse_read_only(lsm_db *db);
 void db_log(lsm_db *db, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 uint64_t db_new_file_number(void *db);

@@ -51,6 +51,17 @@ static int check_name(const char *name)
 	return 0;
 }
 
+/* The checks every change of a named snapshot starts with. */
+static int check_change(lsm_db *db, const char *name)
+{
+	lsm_err_clear();
+	if (!db)
+		return -EINVAL;
+	if (db->opts.read_only)
+		return db_refuse_read_only(db);
+	return check_name(name);
+}
+
 static void fill_info(const struct named_snap *ns, lsm_snapshot_info *info)
 {
 	memset(info, 0, sizeof(*info));
@@ -69,12 +80,7 @@ int lsm_snapshot_create(lsm_db *db, const char *name, lsm_snapshot_info *info)
 	uint64_t seq;
 	int rc;
 
-	lsm_err_clear();
-	if (!db)
-		return -EINVAL;
-	if (db->opts.read_only)
-		return lsm_err(-EROFS, "%s: opened read-only", db->dir);
-	rc = check_name(name);
+	rc = check_change(db, name);
 	if (rc)
 		return rc;
 	/* Pin seq as an in-memory snapshot first: a flush or compaction
@@ -137,12 +143,7 @@ int lsm_snapshot_delete(lsm_db *db, const char *name)
 	uint64_t id;
 	int rc;
 
-	lsm_err_clear();
-	if (!db)
-		return -EINVAL;
-	if (db->opts.read_only)
-		return lsm_err(-EROFS, "%s: opened read-only", db->dir);
-	rc = check_name(name);
+	rc = check_change(db, name);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&db->mu);
@@ -450,7 +451,7 @@ int lsm_checkpoint(lsm_db *db, const char *dir)
 	if (!db || !dir || !*dir)
 		return -EINVAL;
 	if (db->opts.read_only)
-		return lsm_err(-EROFS, "%s: opened read-only", db->dir);
+		return db_refuse_read_only(db);
 	if (strlen(dir) > 3800)
 		return lsm_err(-ENAMETOOLONG, "checkpoint path too long");
 	rc = db->env->ops->file_exists(db->env, dir);

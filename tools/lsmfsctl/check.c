@@ -44,6 +44,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ctl.h"
 #include "inode.h"
 #include "keys.h"
 #include "lsm.h"
@@ -747,17 +748,6 @@ out_close:
 
 /* ---- test aids ---- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes hex (any case, even length) into a malloc'd buffer. */
 static int unhex(const char *s, uint8_t **out, size_t *len)
 {
@@ -770,7 +760,8 @@ static int unhex(const char *s, uint8_t **out, size_t *len)
 	if (!b)
 		return -ENOMEM;
 	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+		int hi = ctl_hexval((unsigned char)s[2 * i]),
+		    lo = ctl_hexval((unsigned char)s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0) {
 			free(b);
