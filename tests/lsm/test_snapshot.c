@@ -65,6 +65,8 @@
 #include "env/env_fault.h"
 #include "lsm.h"
 #include "testutil.h"
+#include "util/coding.h"
+#include "version/version.h"
 
 /* ---- keys, values and expected states ---- */
 
@@ -1774,11 +1776,64 @@ static void test_create_races_flush(void **state)
 	assert_int_equal(a.frc, 0);
 }
 
+/* One manifest record holding a single named-snapshot field (tag 7). */
+static size_t snap_record(uint8_t *buf, uint64_t id, const char *name,
+			  size_t name_len)
+{
+	uint8_t *p = buf;
+	p = put_varint64(p, 7);
+	p = put_varint64(p, id);
+	p = put_varint64(p, 42);         /* seq */
+	p = put_varint64(p, 1000000000); /* created_ns */
+	p = put_varint64(p, name_len);
+	memcpy(p, name, name_len);
+	return (size_t)(p - buf) + name_len;
+}
+
+/* Junk in the manifest's snapshot fields is reported as corruption (or
+ * as an unknown field), never taken in. */
+static void test_manifest_snapshot_junk(void **state)
+{
+	uint8_t buf[600];
+	char name[300];
+	struct version_edit e;
+	size_t n;
+
+	(void)state;
+	memset(name, 'a', sizeof(name));
+	n = snap_record(buf, 3, "good", 4);
+	assert_int_equal(edit_decode(&e, buf, n, "MANIFEST-x", 0), 0);
+	assert_int_equal(e.n_snaps_added, 1);
+	assert_string_equal(e.snaps_added[0].name, "good");
+	edit_release(&e);
+
+	n = snap_record(buf, 3, name, 0); /* empty name */
+	assert_int_equal(edit_decode(&e, buf, n, "MANIFEST-x", 0),
+			 LSM_E_CORRUPT);
+	n = snap_record(buf, 3, name, 256); /* too long */
+	assert_int_equal(edit_decode(&e, buf, n, "MANIFEST-x", 0),
+			 LSM_E_CORRUPT);
+	n = snap_record(buf, 0, "zero", 4); /* id 0 */
+	assert_int_equal(edit_decode(&e, buf, n, "MANIFEST-x", 0),
+			 LSM_E_CORRUPT);
+	n = snap_record(buf, 3, "a\0b", 3); /* NUL inside */
+	assert_int_equal(edit_decode(&e, buf, n, "MANIFEST-x", 0),
+			 LSM_E_CORRUPT);
+	n = snap_record(buf, 3, "cut", 3); /* name runs past the record */
+	assert_int_equal(edit_decode(&e, buf, n - 1, "MANIFEST-x", 0),
+			 LSM_E_CORRUPT);
+	n = snap_record(buf, 3, "x", 1);
+	buf[0] = 99; /* a tag this lsm does not know */
+	assert_int_equal(edit_decode(&e, buf, n, "MANIFEST-x", 0),
+			 LSM_E_FORMAT);
+}
+
 int main(void)
 {
 	if (getenv("LSM_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("LSM_TEST_FILTER"));
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_manifest_snapshot_junk),
 		cmocka_unit_test_setup_teardown(test_api_basics, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_persistence, setup,
