@@ -13,13 +13,44 @@
  * The header repeats ikey_len and the offset of the ikey so that a
  * comparison does not decode varints, and holds the first 8 bytes of the
  * user key as a number, which settles most comparisons without touching
- * the key bytes (a cache miss saved per node visited). Each memtable has two
- * lists: point entries (PUT/DELETE) and range tombstones (key = start ikey with
- * kind RANGE_DELETE, value = exclusive end user key).
+ * the key bytes (a cache miss saved per node visited). Each memtable has three
+ * lists: point entries (PUT/DELETE), range tombstones (key = start ikey with
+ * kind RANGE_DELETE, value = exclusive end user key) and the fragment index
+ * over those tombstones.
+ *
+ * Range tombstones for point reads. The tombstone list is what flush and
+ * iterators read, but answering "which tombstones cover k?" from it means
+ * scanning every tombstone that starts before k. So the writer also keeps
+ * a third skiplist, the fragment index. Its nodes are boundaries, the user
+ * keys where some tombstone starts or ends (entry = cover pointer | user
+ * key | trailer 0). Boundary b owns the span [b, next boundary) and points
+ * to its cover: the seqs of the tombstones covering that span, as an
+ * immutable linked list, newest first. A point lookup is one skiplist
+ * search for the last boundary <= k and a search of its cover for the
+ * first seq <= read_seq, which jump pointers make O(log c) for c cells:
+ * exact at every snapshot. Adding [s, e) at seq q: make sure
+ * boundaries exist at s and at e (a new boundary starts with a copy of
+ * the cover pointer of the boundary before it, so a split changes no
+ * answer), then give each span from s to e a new cover: one cell holding
+ * q in front of the old list, which it shares. That q is newer than every
+ * indexed seq is what makes one cell enough; in the db it always is (one
+ * writer applies batches in seq order, recovery replays in order). A
+ * tombstone added with an older seq goes on a "late" list instead, which
+ * lookups scan (the old linear cost, for a case the db never produces),
+ * so that no insert ever copies lists. A tombstone crossing f spans costs
+ * f cells of 32 bytes; the arena's usage counts them, so overlap-heavy
+ * patterns fill the write buffer sooner instead of growing unchecked.
+ *
+ * Rejected alternatives: an interval index keyed by start with the
+ * largest end so far answers "is k covered at all?" but, with arbitrary
+ * overlaps, not "by which newest seq <= read_seq" without visiting many
+ * tombstones; balanced trees need rotations that lock-free readers cannot
+ * follow; rebuilding a sorted fragment array per insert is O(n) per write.
  *
  * Invariants:
  *  1. At every level each list is sorted strictly ascending in ikey_cmp
- *     order; (user key, trailer) pairs are unique (caller's promise).
+ *     order; (user key, trailer) pairs are unique (caller's promise; the
+ *     writer's own guarantee for fragment boundaries).
  *  2. A node is linked bottom-up with release stores after all of its bytes
  *     and its own next pointers are written; readers follow next pointers
  *     with acquire loads, so any node a reader can reach is complete.
@@ -32,11 +63,38 @@
  *     that level ordered before the last inserted key (or the head). Since
  *     nodes are only added, it stays a valid starting point for any later
  *     key greater than the last inserted one.
+ *  6. Covers are immutable once published: a list of cells sorted by seq
+ *     strictly descending, each jump pointer leading to a later cell of
+ *     the same list. Changing a boundary's cover means writing one cell
+ *     in front of the current list, then one release store of the
+ *     boundary's cover pointer: it only ever moves to a superset.
+ *  7. Every seq in the cover of boundary b belongs to a tombstone that
+ *     covers all of [b, next(b)) as it is now, and every indexed tombstone
+ *     that covers a key of that span is in b's cover. Keys before the
+ *     first boundary are uncovered, and the last boundary's cover is
+ *     empty (every tombstone ends at a boundary after the spans it
+ *     covers). Empty and inverted tombstones (start >= end) cover nothing
+ *     and stay out of the index.
+ *  8. For one tombstone the writer links every new boundary before it
+ *     changes any cover. A reader loads a boundary's cover (acquire) and
+ *     only then re-reads the boundary's next pointer: if it saw a cover
+ *     holding a tombstone that ends inside [b, k], it also sees that
+ *     tombstone's end boundary and moves on to it. Without this re-read a
+ *     reader that found b just before [b, c) was added could take that
+ *     tombstone as covering some k >= c.
+ *  9. mem_add() publishes nothing before every allocation it needs has
+ *     succeeded, except fragment boundaries, which by 7 change no answer:
+ *     on -ENOMEM readers see the memtable as it was.
+ * 10. Each non-empty tombstone is in exactly one of the fragment index
+ *     (seq >= frag_max_seq when added, which then becomes seq) and the
+ *     late list (an older seq). So every cover seq is <= frag_max_seq.
  *
  * Thread safety: mem_add() needs external serialization (one writer; it
  * alone touches the arena, rng and splice). Everything else may run in any
- * number of threads concurrently with the writer. The refcount and the
- * counters are atomic.
+ * number of threads concurrently with the writer, never waiting for it.
+ * Reads of a tombstone being added see it on some spans and not on others
+ * until mem_add() returns; the db never reads at a sequence number it has
+ * not finished writing. The refcount and the counters are atomic.
  */
 #include "mem/memtable.h"
 
@@ -61,6 +119,30 @@ struct mem_node {
 	_Atomic(struct mem_node *) next[];
 };
 
+/*
+ * A cover cell: one tombstone seq in a boundary's cover (invariant 6).
+ * Written once by the writer before the cover that first reaches it is
+ * published, then only read: plain fields suffice.
+ */
+struct cover_cell {
+	uint64_t seq;
+	uint64_t depth;                /* cells from here to the end */
+	const struct cover_cell *next; /* older seqs, or NULL */
+	const struct cover_cell *jump; /* an older cell, or NULL: see
+					* cover_push() */
+};
+
+typedef _Atomic(const struct cover_cell *) cover_ptr;
+
+/* A tombstone added out of seq order (invariant 10); immutable. */
+struct late_tomb {
+	const struct mem_node *tomb; /* its node in the tombstone list */
+	const struct late_tomb *next;
+};
+
+/* Fragment boundaries carry trailer 0: one node per user key. */
+#define FRAG_TRAILER 0
+
 struct mem_list {
 	struct mem_node *head;  /* height MEM_MAX_HEIGHT, no key */
 	_Atomic int max_height; /* levels in use, >= 1 (invariant 4) */
@@ -79,7 +161,10 @@ struct memtable {
 	struct arena arena;
 	struct mem_list points;
 	struct mem_list tombs;
-	_Atomic uint64_t n_entries; /* relaxed counters */
+	struct mem_list frags; /* fragment index: boundaries (invariant 7) */
+	uint64_t frag_max_seq; /* writer only: newest seq in frags */
+	_Atomic(const struct late_tomb *) late; /* newest first */
+	_Atomic uint64_t n_entries;             /* relaxed counters */
 	_Atomic uint64_t n_tombs;
 };
 
@@ -114,6 +199,18 @@ static inline struct mem_node *node_next(const struct mem_node *n, int level)
 {
 	return atomic_load_explicit(&((struct mem_node *)n)->next[level],
 				    memory_order_acquire);
+}
+
+/* A fragment boundary's entry opens with its cover pointer, which is
+ * aligned: the header and next[] are whole multiples of 8 bytes. */
+_Static_assert(sizeof(struct mem_node) % _Alignof(cover_ptr) == 0,
+	       "cover pointer alignment");
+_Static_assert(sizeof(_Atomic(struct mem_node *)) % _Alignof(cover_ptr) == 0,
+	       "cover pointer alignment");
+
+static inline cover_ptr *frag_cover(const struct mem_node *n)
+{
+	return (cover_ptr *)node_entry(n);
 }
 
 /*
@@ -291,8 +388,11 @@ struct memtable *mem_new(void)
 	arena_init(&m->arena);
 	atomic_init(&m->n_entries, 0);
 	atomic_init(&m->n_tombs, 0);
+	m->frag_max_seq = 0;
+	atomic_init(&m->late, NULL);
 	if (list_init(&m->points, &m->arena) < 0 ||
-	    list_init(&m->tombs, &m->arena) < 0)
+	    list_init(&m->tombs, &m->arena) < 0 ||
+	    list_init(&m->frags, &m->arena) < 0)
 		goto out_free;
 	return m;
 
@@ -340,15 +440,16 @@ static int random_height(struct memtable *m)
 }
 
 /*
- * Fills prev[level] with the last node < n at each level below height.
- * When n sorts after the last insert, each level starts at the further of
- * the splice node and the node reached on the level above (invariant 5),
- * which makes ascending inserts O(height) comparisons.
+ * Fills prev[level] with the last node < t at every level (the head above
+ * the list's height). When t sorts after the last insert, each level
+ * starts at the further of the splice node and the node reached on the
+ * level above (invariant 5), which makes ascending inserts O(height)
+ * comparisons.
  */
-static void list_find_prev(struct mem_list *l, const struct mem_node *n,
+static void list_find_prev(struct mem_list *l, const struct mem_target *tp,
 			   struct mem_node **prev)
 {
-	struct mem_target t = node_target(n);
+	const struct mem_target t = *tp;
 	int top = list_height(l);
 	bool use_splice = l->last && node_cmp(l->last, &t) < 0;
 	struct mem_node *x = l->head, *bound = NULL;
@@ -390,10 +491,10 @@ static void list_find_prev(struct mem_list *l, const struct mem_node *n,
 	}
 }
 
-static void list_insert(struct mem_list *l, struct mem_node *n)
+/* Links n after prev[level] at each of its levels (invariant 2). */
+static void list_link(struct mem_list *l, struct mem_node *n,
+		      struct mem_node **prev)
 {
-	struct mem_node *prev[MEM_MAX_HEIGHT];
-	list_find_prev(l, n, prev);
 	int height = n->height;
 	if (height > list_height(l))
 		atomic_store_explicit(&l->max_height, height,
@@ -408,16 +509,144 @@ static void list_insert(struct mem_list *l, struct mem_node *n)
 		atomic_store_explicit(&prev[i]->next[i], n,
 				      memory_order_release);
 	}
-	memcpy(l->splice, prev, sizeof(prev));
+	memcpy(l->splice, prev, sizeof(l->splice));
 	l->last = n;
+}
+
+static void list_insert(struct mem_list *l, struct mem_node *n)
+{
+	struct mem_node *prev[MEM_MAX_HEIGHT];
+	struct mem_target t = node_target(n);
+	list_find_prev(l, &t, prev);
+	list_link(l, n, prev);
+}
+
+/* ---- writer: the fragment index ---- */
+
+/*
+ * The boundary node at user key b, inserted if missing with a copy of
+ * the cover of the boundary before it (invariant 7: the split changes no
+ * answer). NULL when out of memory.
+ */
+static struct mem_node *frag_boundary(struct memtable *m, struct slice b)
+{
+	struct mem_list *l = &m->frags;
+	struct mem_target t = {b.p, b.len, FRAG_TRAILER,
+			       key_prefix(b.p, b.len)};
+	struct mem_node *prev[MEM_MAX_HEIGHT];
+	list_find_prev(l, &t, prev);
+	struct mem_node *n =
+		atomic_load_explicit(&prev[0]->next[0], memory_order_relaxed);
+	if (n && node_cmp(n, &t) == 0)
+		return n;
+
+	uint32_t ikey_len = (uint32_t)(b.len + IKEY_TRAILER);
+	n = node_alloc(&m->arena, random_height(m),
+		       sizeof(cover_ptr) + ikey_len);
+	if (!n)
+		return NULL;
+	n->prefix = t.prefix;
+	n->ikey_len = ikey_len;
+	n->key_off = (uint8_t)sizeof(cover_ptr);
+	uint8_t *k = (uint8_t *)node_key(n);
+	if (b.len)
+		memcpy(k, b.p, b.len);
+	put_fixed64(k + b.len, FRAG_TRAILER);
+	const struct cover_cell *c = NULL;
+	if (prev[0] != l->head)
+		c = atomic_load_explicit(frag_cover(prev[0]),
+					 memory_order_relaxed);
+	atomic_init(frag_cover(n), c);
+	list_link(l, n, prev);
+	return n;
+}
+
+static uint64_t cell_depth(const struct cover_cell *c)
+{
+	return c ? c->depth : 0;
+}
+
+/*
+ * Fills cell as the new head of cover c. Jump pointers (Myers'
+ * random-access stacks, with NULL as a root of depth 0 that jumps to
+ * itself): a cell jumps two jumps back when its parent's jump spans as
+ * many cells as the jump after it, else to its parent. The jump lengths
+ * then form a skew-binary pattern, so cover_visible() reaches any cell in
+ * O(log depth) steps: a reader at an old snapshot does not walk every
+ * newer tombstone of a span deleted again and again.
+ */
+static void cover_push(struct cover_cell *cell, uint64_t seq,
+		       const struct cover_cell *c)
+{
+	cell->seq = seq;
+	cell->depth = cell_depth(c) + 1;
+	cell->next = c;
+	const struct cover_cell *j = c ? c->jump : NULL;
+	const struct cover_cell *jj = j ? j->jump : NULL;
+	if (c &&
+	    cell_depth(c) - cell_depth(j) == cell_depth(j) - cell_depth(jj))
+		cell->jump = jj;
+	else
+		cell->jump = c;
+}
+
+/*
+ * Adds tombstone [start, end) (start < end) at seq, which is >= every seq
+ * already indexed, to the fragment index: boundaries first, then one
+ * allocation for all new cells, then a new cover for each span from start
+ * to end, one release store each (invariants 8 and 9). 0 or -ENOMEM.
+ */
+static int frag_add(struct memtable *m, struct slice start, struct slice end,
+		    uint64_t seq)
+{
+	struct mem_node *s = frag_boundary(m, start);
+	if (!s)
+		return -ENOMEM;
+	struct mem_node *e = frag_boundary(m, end);
+	if (!e)
+		return -ENOMEM;
+
+	/* seq is the newest of every cover: it is there already (an equal
+	 * seq) or goes in front as one cell. */
+	size_t n_cells = 0;
+	for (struct mem_node *x = s; x != e;
+	     x = atomic_load_explicit(&x->next[0], memory_order_relaxed)) {
+		const struct cover_cell *c = atomic_load_explicit(
+			frag_cover(x), memory_order_relaxed);
+		assert(!c || c->seq <= seq);
+		n_cells += !c || c->seq != seq;
+	}
+	if (!n_cells)
+		return 0;
+	if (n_cells > SIZE_MAX / sizeof(struct cover_cell))
+		return -ENOMEM;
+	struct cover_cell *cell =
+		arena_alloc(&m->arena, n_cells * sizeof(struct cover_cell));
+	if (!cell)
+		return -ENOMEM;
+	for (struct mem_node *x = s; x != e;
+	     x = atomic_load_explicit(&x->next[0], memory_order_relaxed)) {
+		const struct cover_cell *c = atomic_load_explicit(
+			frag_cover(x), memory_order_relaxed);
+		if (c && c->seq == seq)
+			continue;
+		cover_push(cell, seq, c);
+		atomic_store_explicit(frag_cover(x), cell,
+				      memory_order_release);
+		cell++;
+	}
+	return 0;
 }
 
 int mem_add(struct memtable *m, uint64_t seq, unsigned kind, struct slice key,
 	    struct slice value)
 {
-	if (kind > IKEY_RANGE_DELETE || seq > IKEY_SEQ_MAX)
+	if (kind > IKEY_BLOB || seq > IKEY_SEQ_MAX)
 		return -EINVAL;
 	if (key.len > UINT32_MAX - IKEY_TRAILER || value.len > UINT32_MAX)
+		return -EINVAL;
+	/* A tombstone's end becomes a fragment boundary's key. */
+	if (kind == IKEY_RANGE_DELETE && value.len > UINT32_MAX - IKEY_TRAILER)
 		return -EINVAL;
 	uint32_t ikey_len = (uint32_t)(key.len + IKEY_TRAILER);
 	size_t key_off = varint_len(ikey_len);
@@ -441,7 +670,28 @@ int mem_add(struct memtable *m, uint64_t seq, unsigned kind, struct slice key,
 		memcpy(p, value.p, value.len);
 
 	if (kind == IKEY_RANGE_DELETE) {
+		/* n is allocated, so nothing can fail once the tombstone is
+		 * published to readers (invariant 9). */
+		struct late_tomb *late = NULL;
+		if (slice_cmp(key, value) >= 0) {
+			/* covers nothing: in the list only */
+		} else if (seq >= m->frag_max_seq) {
+			int rc = frag_add(m, key, value, seq);
+			if (rc)
+				return rc;
+			m->frag_max_seq = seq;
+		} else {
+			late = arena_alloc(&m->arena, sizeof(*late));
+			if (!late)
+				return -ENOMEM;
+			late->tomb = n;
+			late->next = atomic_load_explicit(&m->late,
+							  memory_order_relaxed);
+		}
 		list_insert(&m->tombs, n);
+		if (late)
+			atomic_store_explicit(&m->late, late,
+					      memory_order_release);
 		atomic_fetch_add_explicit(&m->n_tombs, 1, memory_order_relaxed);
 	} else {
 		list_insert(&m->points, n);
@@ -470,21 +720,138 @@ int mem_get(struct memtable *m, struct slice user_key, uint64_t read_seq,
 	return 1;
 }
 
+/* The newest seq <= read_seq in a cover, or 0. */
+static uint64_t cover_visible(const struct cover_cell *c, uint64_t read_seq)
+{
+	/* Seqs fall along next: a jump to a cell still > read_seq passes
+	 * over only cells > read_seq. */
+	while (c && c->seq > read_seq)
+		c = c->jump && c->jump->seq > read_seq ? c->jump : c->next;
+	return c ? c->seq : 0;
+}
+
+/*
+ * Starting from boundary x <= t, the last boundary <= t and its cover,
+ * loaded before the re-read of its next pointer (invariant 8). *next gets
+ * that pointer: the span's end, NULL for the last span.
+ */
+static struct mem_node *frag_settle(struct mem_node *x,
+				    const struct mem_target *t,
+				    const struct cover_cell **cover,
+				    struct mem_node **next)
+{
+	for (;;) {
+		*cover = atomic_load_explicit(frag_cover(x),
+					      memory_order_acquire);
+		*next = node_next(x, 0);
+		if (!*next || node_cmp(*next, t) > 0)
+			return x;
+		x = *next;
+	}
+}
+
+static struct mem_target frag_target(struct slice user_key)
+{
+	struct mem_target t = {user_key.p, user_key.len, FRAG_TRAILER,
+			       key_prefix(user_key.p, user_key.len)};
+	return t;
+}
+
 uint64_t mem_max_covering_tomb(struct memtable *m, struct slice user_key,
 			       uint64_t read_seq)
 {
+	struct mem_target t = frag_target(user_key);
 	uint64_t best = 0;
-	struct mem_node *x = node_next(m->tombs.head, 0);
-	for (; x; x = node_next(x, 0)) {
-		struct slice ik = node_ikey(x);
-		if (slice_cmp(ikey_user(ik), user_key) > 0)
-			break; /* starts after the key, and so do the rest */
+	struct mem_node *x = list_find_before(&m->frags, &t, true);
+	if (x) {
+		const struct cover_cell *c;
+		struct mem_node *next;
+		frag_settle(x, &t, &c, &next);
+		best = cover_visible(c, read_seq);
+	}
+	const struct late_tomb *l =
+		atomic_load_explicit(&m->late, memory_order_acquire);
+	for (; l; l = l->next) {
+		struct slice ik = node_ikey(l->tomb);
 		uint64_t seq = ikey_seq(ik);
 		if (seq <= read_seq && seq > best &&
-		    slice_cmp(user_key, node_value(x)) < 0)
+		    slice_cmp(ikey_user(ik), user_key) <= 0 &&
+		    slice_cmp(user_key, node_value(l->tomb)) < 0)
 			best = seq;
 	}
 	return best;
+}
+
+int mem_tomb_spans(struct memtable *m, const struct slice *lower,
+		   const struct slice *upper, uint64_t read_seq,
+		   int (*fn)(void *ctx, struct slice start, struct slice end,
+			     uint64_t seq),
+		   void *ctx)
+{
+	struct mem_target lt = {NULL, 0, 0, 0}, ut = lt;
+	struct mem_node *x = NULL, *next = NULL;
+	const struct cover_cell *c = NULL;
+	int rc;
+
+	if (upper)
+		ut = frag_target(*upper);
+	if (lower) {
+		lt = frag_target(*lower);
+		x = list_find_before(&m->frags, &lt, true);
+	}
+	if (x) {
+		x = frag_settle(x, &lt, &c, &next);
+	} else {
+		/* Every span from the first: covers read later hold at
+		 * least the tombstones finished before the call. */
+		x = node_next(m->frags.head, 0);
+		if (x) {
+			c = atomic_load_explicit(frag_cover(x),
+						 memory_order_acquire);
+			next = node_next(x, 0);
+		}
+	}
+
+	/* Spans in order; a run of adjacent spans with the same visible
+	 * seq goes out as one piece. The last span is uncovered. */
+	struct slice ps = {NULL, 0}, pe = {NULL, 0};
+	uint64_t pv = 0;
+	bool open = false; /* the pending piece ends where x starts */
+	while (x && next) {
+		if (upper && node_cmp(x, &ut) >= 0)
+			break;
+		uint64_t v = cover_visible(c, read_seq);
+		if (v && open && v == pv) {
+			pe = ikey_user(node_ikey(next));
+		} else if (v) {
+			if (pv && (rc = fn(ctx, ps, pe, pv)) != 0)
+				return rc;
+			ps = ikey_user(node_ikey(x));
+			pe = ikey_user(node_ikey(next));
+			pv = v;
+		}
+		open = v != 0;
+		x = next;
+		c = atomic_load_explicit(frag_cover(x), memory_order_acquire);
+		next = node_next(x, 0); /* after the cover (invariant 8) */
+	}
+	if (pv && (rc = fn(ctx, ps, pe, pv)) != 0)
+		return rc;
+
+	const struct late_tomb *l =
+		atomic_load_explicit(&m->late, memory_order_acquire);
+	for (; l; l = l->next) {
+		struct slice ik = node_ikey(l->tomb);
+		struct slice s = ikey_user(ik), e = node_value(l->tomb);
+		uint64_t seq = ikey_seq(ik);
+		if (!seq || seq > read_seq ||
+		    (upper && slice_cmp(s, *upper) >= 0) ||
+		    (lower && slice_cmp(e, *lower) <= 0))
+			continue;
+		if ((rc = fn(ctx, s, e, seq)) != 0)
+			return rc;
+	}
+	return 0;
 }
 
 size_t mem_usage(const struct memtable *m)

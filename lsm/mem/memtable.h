@@ -30,12 +30,13 @@ void mem_ref(struct memtable *m);
 void mem_unref(struct memtable *m);
 
 /*
- * Adds one entry. kind is IKEY_PUT or IKEY_DELETE (point entries) or
- * IKEY_RANGE_DELETE (key = start user key, value = exclusive end user key),
- * kept in a second skiplist. (key, seq) pairs must be unique per list and
- * seq <= IKEY_SEQ_MAX. The bytes are copied. Returns 0, -ENOMEM, or -EINVAL
- * (unknown kind, seq too large, key or value longer than 4 GiB - 9).
- * Single writer.
+ * Adds one entry. kind is IKEY_PUT, IKEY_BLOB or IKEY_DELETE (point
+ * entries) or IKEY_RANGE_DELETE (key = start user key, value = exclusive end
+ * user key), kept in a second skiplist and indexed for mem_max_covering_tomb();
+ * a tombstone with start >= end is kept but covers nothing. (key, seq) pairs
+ * must be unique per list and seq <= IKEY_SEQ_MAX. The bytes are copied.
+ * Returns 0, -ENOMEM (then nothing was added), or -EINVAL (unknown kind,
+ * seq too large, key or value longer than 4 GiB - 9). Single writer.
  */
 int mem_add(struct memtable *m, uint64_t seq, unsigned kind, struct slice key,
 	    struct slice value);
@@ -50,10 +51,31 @@ int mem_get(struct memtable *m, struct slice user_key, uint64_t read_seq,
 	    int (*fn)(void *ctx, struct slice ikey, struct slice value),
 	    void *ctx);
 
-/* Largest seq <= read_seq of a range tombstone covering user_key
- * (start <= user_key < end), or 0 if none. */
+/*
+ * Largest seq <= read_seq of a range tombstone covering user_key
+ * (start <= user_key < end), or 0 if none. Exact at every read_seq (for
+ * snapshots). O(log n) for n tombstones, plus a scan of those added out of
+ * seq order (never, in the db).
+ */
 uint64_t mem_max_covering_tomb(struct memtable *m, struct slice user_key,
 			       uint64_t read_seq);
+
+/*
+ * The tombstones visible at read_seq (seq <= read_seq) that meet
+ * [*lower, *upper) (a NULL bound is open), as pieces for an iterator's
+ * tombstone set: calls fn(ctx, start, end, seq) for pieces [start, end)
+ * such that, for every user key in the bounds, the largest seq of the
+ * pieces covering it is mem_max_covering_tomb(m, key, read_seq). Pieces
+ * may overlap and reach past the bounds; the slices point into m and stay
+ * valid while the caller holds a reference. Stops at and returns fn's
+ * first nonzero return, else 0. O(log n) plus the fragments within the
+ * bounds (plus any tombstones added out of seq order: none in the db).
+ */
+int mem_tomb_spans(struct memtable *m, const struct slice *lower,
+		   const struct slice *upper, uint64_t read_seq,
+		   int (*fn)(void *ctx, struct slice start, struct slice end,
+			     uint64_t seq),
+		   void *ctx);
 
 /*
  * Iterators over the point entries (key = internal key, in ikey_cmp order)

@@ -226,7 +226,8 @@ static struct slice separator(struct sst_writer *w, struct slice a,
 	    i + 1 < ua.len && !grow(&w->sep, &w->sep_cap, i + 1 + 8)) {
 		memcpy(w->sep, ua.p, i);
 		w->sep[i] = (uint8_t)(ua.p[i] + 1);
-		ikey_put_trailer(w->sep + i + 1, IKEY_SEQ_MAX, IKEY_KIND_SEEK);
+		ikey_put_trailer(w->sep + i + 1, IKEY_SEQ_MAX,
+				 IKEY_RANGE_DELETE);
 		return slice_make(w->sep, i + 1 + 8);
 	}
 	return a;
@@ -243,7 +244,8 @@ static struct slice successor(struct sst_writer *w, struct slice a)
 			break;
 		memcpy(w->sep, ua.p, i);
 		w->sep[i] = (uint8_t)(ua.p[i] + 1);
-		ikey_put_trailer(w->sep + i + 1, IKEY_SEQ_MAX, IKEY_KIND_SEEK);
+		ikey_put_trailer(w->sep + i + 1, IKEY_SEQ_MAX,
+				 IKEY_RANGE_DELETE);
 		return slice_make(w->sep, i + 1 + 8);
 	}
 	return a;
@@ -279,7 +281,8 @@ int sstw_add(struct sst_writer *w, struct slice ikey, struct slice value)
 	if (w->status)
 		return w->status;
 	if (ikey.len < IKEY_TRAILER ||
-	    (ikey_kind(ikey) != IKEY_PUT && ikey_kind(ikey) != IKEY_DELETE))
+	    (ikey_kind(ikey) != IKEY_PUT && ikey_kind(ikey) != IKEY_DELETE &&
+	     ikey_kind(ikey) != IKEY_BLOB))
 		return lsm_err(-EINVAL, "sst %s: not a point internal key",
 			       w->path);
 	struct slice last = slice_make(w->last, w->last_len);

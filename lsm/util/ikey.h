@@ -7,10 +7,12 @@
  * seek to (key, seq) lands on the newest version visible at seq.
  *
  * Kinds are written to disk (lsm/FORMAT.md) and never renumbered.
- * IKEY_KIND_SEEK is the largest kind: (key, seq, SEEK) sorts before every
- * real entry of key with that seq. IKEY_SEQ_MAX with kind SENTINEL marks an
- * exclusive boundary: (k, SEQ_MAX, SENTINEL) sorts before every real
- * version of k; file ranges use it where a range tombstone ends at k.
+ * IKEY_BLOB entries are PUTs whose value lives in a blob file; the tree
+ * holds the reference. IKEY_KIND_SEEK is the largest kind: (key, seq, SEEK)
+ * sorts before every real entry of key with that seq. IKEY_SEQ_MAX with kind
+ * SENTINEL marks an exclusive boundary: (k, SEQ_MAX, SENTINEL) sorts before
+ * every real version of k; file ranges use it where a range tombstone ends at
+ * k.
  */
 #ifndef LSM_UTIL_IKEY_H
 #define LSM_UTIL_IKEY_H
@@ -25,7 +27,8 @@ enum ikey_kind {
 	IKEY_DELETE = 0,
 	IKEY_PUT = 1,
 	IKEY_RANGE_DELETE = 2, /* key = start, value = exclusive end */
-	IKEY_KIND_SEEK = 2,    /* largest kind: for seek keys */
+	IKEY_BLOB = 3,         /* value = reference into a blob file (blob.h) */
+	IKEY_KIND_SEEK = 3,    /* largest kind: for seek keys */
 	IKEY_SENTINEL = 0xff,  /* file-boundary marker, never stored */
 };
 
@@ -68,7 +71,7 @@ static inline bool ikey_valid(struct slice ik)
 	if (ik.len < IKEY_TRAILER)
 		return false;
 	unsigned k = ikey_kind(ik);
-	return k <= IKEY_RANGE_DELETE || k == IKEY_SENTINEL;
+	return k <= IKEY_BLOB || k == IKEY_SENTINEL;
 }
 
 /* The engine's one ordering of internal keys. */
