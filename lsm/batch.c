@@ -23,6 +23,7 @@ int batch_init(struct lsm_batch *b)
 	memset(b->rep, 0, BATCH_HEADER);
 	b->len = BATCH_HEADER;
 	b->user_bytes = 0;
+	b->max_value = 0;
 	return 0;
 }
 
@@ -58,6 +59,7 @@ void lsm_batch_clear(lsm_batch *b)
 	memset(b->rep, 0, BATCH_HEADER);
 	b->len = BATCH_HEADER;
 	b->user_bytes = 0;
+	b->max_value = 0;
 }
 
 uint32_t batch_get_count(const uint8_t *rep)
@@ -130,7 +132,19 @@ static int add(struct lsm_batch *b, unsigned kind, const void *k, size_t kl,
 	b->len = (size_t)(p - b->rep);
 	put_fixed32(b->rep + 8, count + 1);
 	b->user_bytes += kl + vl;
+	if (kind == IKEY_PUT && vl > b->max_value)
+		b->max_value = (uint32_t)vl;
 	return 0;
+}
+
+int batch_add_entry(struct lsm_batch *b, unsigned kind, struct slice key,
+		    struct slice value)
+{
+	size_t user_bytes = b->user_bytes;
+	int rc = add(b, kind, key.p, key.len, value.p, value.len,
+		     kind != IKEY_DELETE);
+	b->user_bytes = user_bytes;
+	return rc;
 }
 
 int lsm_batch_put(lsm_batch *b, const void *key, size_t key_len,
@@ -164,6 +178,8 @@ int batch_append(struct lsm_batch *dst, const struct lsm_batch *src)
 	put_fixed32(dst->rep + 8,
 		    batch_get_count(dst->rep) + batch_get_count(src->rep));
 	dst->user_bytes += src->user_bytes;
+	if (src->max_value > dst->max_value)
+		dst->max_value = src->max_value;
 	return 0;
 }
 
@@ -189,7 +205,7 @@ int batch_iterate(const uint8_t *rep, size_t len, batch_fn fn, void *ctx,
 		if (p >= end)
 			goto bad;
 		kind = *p++;
-		if (kind > IKEY_RANGE_DELETE)
+		if (kind > IKEY_BLOB)
 			goto bad;
 		p = get_varint32(p, end, &kl);
 		if (!p || kl > (size_t)(end - p))

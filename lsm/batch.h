@@ -6,6 +6,11 @@
  *   [u8 kind][varint key_len][key][varint val_len][value]   kind PUT
  *   [u8 kind][varint key_len][key]                           kind DELETE
  *   [u8 kind][varint start_len][start][varint end_len][end]  RANGE_DELETE
+ *   [u8 kind][varint key_len][key][varint ref_len][ref]      BLOB
+ *
+ * Users write PUT, DELETE and RANGE_DELETE; the write path turns a PUT
+ * whose value reaches the blob threshold into a BLOB entry whose value is
+ * a reference into a blob file (blob/blob.h) before the WAL sees it.
  *
  * Entry i gets sequence number first + i.
  *
@@ -32,6 +37,7 @@ struct lsm_batch {
 	uint8_t *rep; /* header + entries */
 	size_t len, cap;
 	uint64_t user_bytes; /* keys + values, for statistics */
+	uint32_t max_value;  /* largest PUT value, to spot blob candidates */
 };
 
 int batch_init(struct lsm_batch *b);
@@ -39,6 +45,10 @@ void batch_release(struct lsm_batch *b);
 uint32_t batch_get_count(const uint8_t *rep);
 void batch_set_seq(uint8_t *rep, uint64_t seq);
 uint64_t batch_get_seq(const uint8_t *rep);
+/* Appends one entry of any kind (the write path's BLOB entries); leaves
+ * user_bytes alone. */
+int batch_add_entry(struct lsm_batch *b, unsigned kind, struct slice key,
+		    struct slice value);
 /* Appends src's entries to dst (group commit). */
 int batch_append(struct lsm_batch *dst, const struct lsm_batch *src);
 

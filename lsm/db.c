@@ -36,6 +36,8 @@
  */
 #include "db_int.h"
 
+#include "db_blob.h"
+
 #include "iter/rangedel.h"
 #include "util/ikey.h"
 #include "util/status.h"
@@ -100,6 +102,8 @@ void db_sv_put(struct superversion *sv)
 	for (int i = 0; i < sv->n_imm; i++)
 		mem_unref(sv->imm[i]);
 	version_unref(sv->v);
+	for (int i = 0; i < sv->n_blobs; i++)
+		blob_meta_unref(sv->blobs[i]);
 	free(sv);
 }
 
@@ -122,6 +126,13 @@ void db_install_sv_locked(lsm_db *db)
 	}
 	sv->n_imm = db->n_imm;
 	sv->v = vset_current_ref(db->vs);
+	for (int i = -1; i < db->n_imm; i++) {
+		struct blob_meta *b = i < 0 ? db->mem_blob : db->imm[i].blob;
+		if (b) {
+			blob_meta_ref(b);
+			sv->blobs[sv->n_blobs++] = b;
+		}
+	}
 	pthread_mutex_lock(&db->sv_mu);
 	old = db->sv;
 	db->sv = sv;
@@ -219,7 +230,8 @@ static int replay_wal(struct replay *rp, uint64_t number, uint64_t limit,
 	struct wal_reader *r;
 	char path[4096];
 	struct slice rec;
-	uint64_t off, torn_off, good_end = 0;
+	uint64_t off, torn_off, good_end = 0, torn_at = 0;
+	bool blob_torn = false;
 	int rc;
 
 	file_path(path, sizeof(path), db->dir, number, "log");
@@ -249,6 +261,19 @@ static int replay_wal(struct replay *rp, uint64_t number, uint64_t limit,
 		}
 		seq = batch_get_seq(rec.p);
 		count = batch_get_count(rec.p);
+		{
+			bool durable = true;
+			rc = db_blob_check_batch(db, rec, path, off, &durable);
+			if (rc)
+				break;
+			if (!durable) {
+				/* Its blob never reached the disk: this is
+				 * where the durable history ends. */
+				blob_torn = true;
+				torn_at = off;
+				break;
+			}
+		}
 		rc = batch_iterate(rec.p, rec.len, apply_to_mem, rp->mem, path,
 				   off);
 		if (rc)
@@ -267,6 +292,21 @@ static int replay_wal(struct replay *rp, uint64_t number, uint64_t limit,
 				break;
 			}
 		}
+	}
+	if (rc == 0 && blob_torn) {
+		/* Like a torn tail: fine unless acknowledged writes follow. */
+		if (later_has_data || (limit != UINT64_MAX && torn_at < limit))
+			rc = LSM_CORRUPT("%s: record at offset %llu refers to "
+					 "a blob value that is missing, but "
+					 "later records were acknowledged",
+					 path, (unsigned long long)torn_at);
+		else
+			db_log(db,
+			       "%s: replay ends at offset %llu (a value in a "
+			       "blob file was never made durable)",
+			       path, (unsigned long long)torn_at);
+		walr_close(r);
+		return rc;
 	}
 	if (rc == 0 && limit != UINT64_MAX && good_end < limit &&
 	    !(walr_torn(r, &torn_off) && torn_off >= limit))
@@ -360,6 +400,18 @@ static int scan_dir(lsm_db *db, uint64_t **wals, size_t *n_wals)
 						 db->dir,
 						 (unsigned long long)num, l);
 		}
+	for (size_t i = 0; i < v->n_blobs && !rc; i++) {
+		uint64_t num = v->blobs[i]->number;
+		bool found = false;
+		for (size_t j = 0; j < n && !found; j++)
+			found = parse_numbered(names[j], "blob") == num;
+		if (!found)
+			rc = LSM_CORRUPT("%s/%06llu.blob: listed in the "
+					 "manifest but missing",
+					 db->dir, (unsigned long long)num);
+	}
+	if (!rc)
+		rc = db_blob_recover_scan(db, names, n, parse_numbered);
 	/* The WAL the manifest names as the oldest live one exists until a
 	 * later, synced edit retires it. If it is gone, the manifest lost
 	 * that edit: its last record was damaged, not merely torn. */
@@ -398,6 +450,8 @@ static void delete_leftovers(lsm_db *db)
 			del = num < db->vs->log_number;
 		else if ((num = parse_numbered(nm, "sst")))
 			del = !version_has_file(db->vs->current, num);
+		else if ((num = parse_numbered(nm, "blob")))
+			del = !version_find_blob(db->vs->current, num);
 		else if (strncmp(nm, "MANIFEST-", 9) == 0)
 			del = strtoull(nm + 9, NULL, 10) !=
 			      db->vs->manifest_number;
@@ -423,6 +477,7 @@ static bool holds_store_files(lsm_db *db)
 	for (size_t i = 0; i < n && !found; i++)
 		found = parse_numbered(names[i], "log") ||
 			parse_numbered(names[i], "sst") ||
+			parse_numbered(names[i], "blob") ||
 			strncmp(names[i], "MANIFEST-", 9) == 0;
 	env_free_names(names, n);
 	return found;
@@ -530,6 +585,9 @@ static int recover(lsm_db *db)
 	db->vs->last_seq = rp.max_seq;
 	edit.has_log_number = true;
 	edit.log_number = db->wal_number;
+	rc = db_blob_recover_edit(db, &edit);
+	if (rc)
+		goto out;
 	/* vset has no open manifest after recovery: this writes a fresh one
 	 * with the whole state and switches CURRENT to it. */
 	rc = vset_apply(db->vs, &edit);
@@ -541,6 +599,9 @@ static int recover(lsm_db *db)
 		rc = -ENOMEM;
 		goto out;
 	}
+	rc = db_blob_meta_locked(db);
+	if (rc)
+		goto out;
 	delete_leftovers(db);
 	if (n_wals)
 		db_log(db, "recovered %zu WAL file(s); last sequence %llu",
@@ -549,6 +610,7 @@ out:
 	if (rp.mem)
 		mem_unref(rp.mem);
 	edit_release(&edit);
+	db_blob_recover_release(db);
 	free(infos);
 	free(wals);
 	return rc;
@@ -558,6 +620,12 @@ static void db_free(lsm_db *db)
 {
 	if (db->wal)
 		walw_close(db->wal);
+	if (db->blob)
+		blobw_close(db->blob, false);
+	for (int i = 0; i < db->n_imm; i++)
+		blob_meta_unref(db->imm[i].blob);
+	blob_meta_unref(db->mem_blob);
+	db_blob_recover_release(db);
 	db_sv_put(db->sv);
 	for (int i = 0; i < db->n_imm; i++)
 		mem_unref(db->imm[i].mem);
@@ -573,6 +641,7 @@ static void db_free(lsm_db *db)
 	if (db->log_file)
 		fclose(db->log_file);
 	batch_release(&db->group);
+	batch_release(&db->sep);
 	pthread_mutex_destroy(&db->mu);
 	pthread_mutex_destroy(&db->sv_mu);
 	pthread_cond_destroy(&db->bg_cv);
@@ -608,7 +677,7 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out)
 	pthread_cond_init(&db->work_cv, NULL);
 	db->snaps.next = db->snaps.prev = &db->snaps;
 	db->dir = strdup(path);
-	if (!db->dir || batch_init(&db->group)) {
+	if (!db->dir || batch_init(&db->group) || batch_init(&db->sep)) {
 		rc = -ENOMEM;
 		goto out_free;
 	}
@@ -707,6 +776,11 @@ int lsm_close(lsm_db *db)
 	bg_stop(db);
 	pthread_mutex_lock(&db->mu);
 	rc = db->bg_error;
+	if (db->blob) {
+		int brc = db_blob_close_locked(db);
+		if (brc && !rc)
+			rc = brc;
+	}
 	if (db->wal && !db->wal_error) {
 		int wrc = walw_trim(db->wal);
 		if (wrc && !rc)
@@ -801,6 +875,16 @@ static int open_new_wal_locked(lsm_db *db)
 		 * its acknowledged records reached the file before the
 		 * failure: sync the file itself (the marker in the new WAL
 		 * says where the good part ends). */
+		if (db->blob) {
+			/* Its values must be durable before a later synced
+			 * write in the new WAL promises they are. */
+			rc = db_blob_close_locked(db);
+			if (rc) {
+				walw_close(w);
+				db->env->ops->remove_file(db->env, path);
+				return rc;
+			}
+		}
 		{
 			rc = db->wal_error ? walw_sync_file(db->wal)
 					   : walw_trim(db->wal);
@@ -817,6 +901,8 @@ static int open_new_wal_locked(lsm_db *db)
 	db->wal_good_size = walw_size(w);
 	db->imm[db->n_imm].mem = db->mem;
 	db->imm[db->n_imm].wal_number = db->wal_number;
+	db->imm[db->n_imm].blob = db->mem_blob;
+	db->mem_blob = NULL;
 	db->n_imm++;
 	db->imm_created++;
 	db->wal_number = number;
@@ -838,6 +924,9 @@ int db_switch_memtable_locked(lsm_db *db)
 	}
 	db->mem = m;
 	db->wal_error = 0;
+	if (db_blob_meta_locked(db))
+		db_log(db, "out of memory naming a blob file (retried at the "
+			   "first large value)");
 	db_install_sv_locked(db);
 	bg_schedule_locked(db);
 	return 0;
@@ -916,12 +1005,13 @@ static int make_room_locked(lsm_db *db, bool force)
 			allow_delay = false;
 			continue;
 		}
-		/* Range tombstones in a memtable are found by a scan: cap
-		 * their number, so reads stay cheap however many ranges are
-		 * deleted (SSTs index theirs as fragments). */
+		/* Range tombstones in a memtable are indexed (O(log n)
+		 * reads); DB_MAX_MEM_TOMBS bounds the rest of their cost. */
 		if (!force &&
 		    mem_usage(db->mem) <= db->opts.write_buffer_size &&
-		    mem_num_tombs(db->mem) < DB_MAX_MEM_TOMBS)
+		    mem_num_tombs(db->mem) < DB_MAX_MEM_TOMBS &&
+		    (!db->blob ||
+		     blobw_size(db->blob) < db->opts.blob_file_size))
 			return 0;
 		if (force && mem_is_empty(db->mem))
 			return 0;
@@ -1001,9 +1091,20 @@ static int write_batch(lsm_db *db, struct lsm_batch *b, bool sync)
 			gsync = gsync || p->sync;
 			last = p;
 		}
+		/* Large values go to the memtable's blob file. */
+		bool sep = rc == 0 && db->opts.blob_threshold &&
+			   group->max_value >= db->opts.blob_threshold;
+		if (sep && !db->blob)
+			rc = db_blob_open_locked(db);
 		if (rc == 0) {
 			struct memtable *mem = db->mem;
 			struct wal_writer *wal = db->wal;
+			struct blob_writer *bw = sep ? db->blob : NULL;
+			/* A sync group makes every earlier write durable,
+			 * the values earlier groups put in the blob file too.
+			 */
+			struct blob_writer *bsync =
+				gsync && db->blob_unsynced ? db->blob : bw;
 			count = batch_get_count(group->rep);
 			seq = atomic_load_explicit(&db->last_seq,
 						   memory_order_relaxed) +
@@ -1011,7 +1112,25 @@ static int write_batch(lsm_db *db, struct lsm_batch *b, bool sync)
 			batch_set_seq(group->rep, seq);
 			pthread_mutex_unlock(&db->mu);
 
-			rc = walw_add(wal, group->rep, group->len);
+			if (bw) {
+				/* The values reach the OS (and the disk, for
+				 * a sync group) before the WAL record that
+				 * refers to them. */
+				rc = db_blob_separate(db, bw, group, &db->sep);
+				if (rc == 0) {
+					batch_set_seq(db->sep.rep, seq);
+					group = &db->sep;
+					db->blob_unsynced = true;
+				}
+			}
+			if (rc == 0 && bsync) {
+				rc = gsync ? blobw_sync(bsync)
+					   : blobw_flush(bsync);
+				if (rc == 0 && gsync)
+					db->blob_unsynced = false;
+			}
+			if (rc == 0)
+				rc = walw_add(wal, group->rep, group->len);
 			if (rc == 0)
 				rc = walw_flush(wal);
 			if (rc == 0 && gsync) {
@@ -1051,6 +1170,11 @@ static int write_batch(lsm_db *db, struct lsm_batch *b, bool sync)
 			}
 			if (group == &db->group)
 				lsm_batch_clear(&db->group);
+			if (group == &db->sep) {
+				lsm_batch_clear(&db->sep);
+				if (db->group.len > BATCH_HEADER)
+					lsm_batch_clear(&db->group);
+			}
 		}
 	}
 
@@ -1158,6 +1282,9 @@ struct get_result {
 	void *val;
 	size_t val_len;
 	int err;
+	/* kind BLOB: the reference, resolved after the lookup */
+	uint8_t ref[BLOB_REF_MAX];
+	size_t ref_len;
 };
 
 static int get_cb(void *ctx, struct slice ikey, struct slice value)
@@ -1166,6 +1293,14 @@ static int get_cb(void *ctx, struct slice ikey, struct slice value)
 	g->found = true;
 	g->kind = ikey_kind(ikey);
 	g->seq = ikey_seq(ikey);
+	if (g->kind == IKEY_BLOB) {
+		if (value.len > sizeof(g->ref))
+			return LSM_CORRUPT("blob reference of %zu bytes",
+					   value.len);
+		memcpy(g->ref, value.p, value.len);
+		g->ref_len = value.len;
+		return 0;
+	}
 	if (g->kind != IKEY_PUT)
 		return 0;
 	g->val_len = value.len;
@@ -1253,19 +1388,42 @@ static int db_get(lsm_db *db, const lsm_snapshot *snap, struct slice ukey,
 					continue; /* all of it is newer */
 				if (!fm_overlaps(f, &ukey, &ukey))
 					continue;
+				if (f->largest_seq < tmax)
+					break; /* a tombstone hides this file's
+						  versions, and the older
+						  files' (newest first) */
 				rc = get_from_file(db, f, ukey, lookup,
 						   read_seq, &tmax, g);
 			}
 			continue;
 		}
 		size_t i = version_find_file(v, l, lookup);
-		if (i < v->n_files[l] &&
+		/* A file older than a tombstone covering the key holds no
+		 * visible version of it. */
+		if (i < v->n_files[l] && v->files[l][i]->largest_seq >= tmax &&
 		    fm_overlaps(v->files[l][i], &ukey, &ukey))
 			rc = get_from_file(db, v->files[l][i], ukey, lookup,
 					   read_seq, &tmax, g);
 	}
 	if (lk != stackbuf)
 		free(lk);
+	if (rc >= 0 && g->found && g->kind == IKEY_BLOB && tmax <= g->seq) {
+		/* Still holding the superversion: it pins the blob file. */
+		void *val;
+		size_t len;
+		rc = db_blob_read(db, slice_make(g->ref, g->ref_len),
+				  g->copy_malloc ? NULL : g->buf,
+				  g->copy_malloc ? 0 : g->cap, &val, &len);
+		db_sv_put(sv);
+		if (rc)
+			return rc;
+		if (g->copy_malloc)
+			g->val = val;
+		else if (val != g->buf)
+			free(val);
+		g->val_len = len;
+		return 0;
+	}
 	db_sv_put(sv);
 	if (rc < 0)
 		return rc;

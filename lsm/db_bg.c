@@ -32,6 +32,8 @@
  */
 #include "db_int.h"
 
+#include "db_blob.h"
+
 #include "iter/rangedel.h"
 #include "util/ikey.h"
 #include "util/status.h"
@@ -87,9 +89,11 @@ static int mem_tombs(struct memtable *m, struct tomb_in **out, size_t *n)
 }
 
 static int flush_mem(lsm_db *db, struct memtable *m, const uint64_t *snaps,
-		     size_t n_snaps, struct compact_result *res)
+		     size_t n_snaps, struct blob_link *link,
+		     struct compact_result *res)
 {
 	struct compact_out_opts o;
+	struct compact_blob_hooks hooks;
 	struct tomb_in *tombs;
 	size_t n_tombs;
 	struct ikv_iter *it;
@@ -106,6 +110,8 @@ static int flush_mem(lsm_db *db, struct memtable *m, const uint64_t *snaps,
 	o.out_level = 0;
 	o.new_file_number = db_new_file_number;
 	o.ctx = db;
+	db_blob_link_hooks(link, &hooks);
+	o.blob = &hooks;
 	rc = mem_tombs(m, &tombs, &n_tombs);
 	if (rc)
 		return rc;
@@ -127,10 +133,11 @@ int db_write_level0(lsm_db *db, struct memtable *m, struct version_edit *e)
 	size_t n_snaps;
 	/* Called during recovery, without the mutex (no thread runs yet).
 	 * The manifest's named snapshots are loaded: keep what they see. */
+	struct blob_link link = {db->rec_blobs, db->n_rec_blobs};
 	int rc = db_snapshot_seqs_locked(db, &snaps, &n_snaps);
 	if (rc)
 		return rc;
-	rc = flush_mem(db, m, snaps, n_snaps, &res);
+	rc = flush_mem(db, m, snaps, n_snaps, &link, &res);
 	free(snaps);
 	if (rc)
 		return rc;
@@ -175,6 +182,8 @@ static void set_bg_error_locked(lsm_db *db, int rc, const char *what)
 static void do_flush_locked(lsm_db *db)
 {
 	struct memtable *m = db->imm[0].mem;
+	struct blob_meta *blob = db->imm[0].blob;
+	struct blob_link link = {&blob, blob ? 1 : 0};
 	struct compact_result res;
 	struct version_edit e;
 	uint64_t *snaps;
@@ -183,10 +192,14 @@ static void do_flush_locked(lsm_db *db)
 
 	db->flush_running = true;
 	mem_ref(m);
+	if (blob) {
+		/* A retried flush counts afresh. */
+		blob->linked_count = blob->linked_bytes = 0;
+	}
 	rc = db_snapshot_seqs_locked(db, &snaps, &n_snaps);
 	if (!rc) {
 		pthread_mutex_unlock(&db->mu);
-		rc = flush_mem(db, m, snaps, n_snaps, &res);
+		rc = flush_mem(db, m, snaps, n_snaps, &link, &res);
 		pthread_mutex_lock(&db->mu);
 	}
 	free(snaps);
@@ -205,6 +218,8 @@ static void do_flush_locked(lsm_db *db)
 			db->n_imm > 1 ? db->imm[1].wal_number : db->wal_number;
 		db->vs->last_seq = atomic_load(&db->last_seq);
 		if (!rc)
+			rc = db_blob_link_edit(db, blob, 0, &e);
+		if (!rc)
 			rc = vset_apply(db->vs, &e);
 		edit_release(&e);
 		/* On failure the outputs stay: the manifest record may have
@@ -217,6 +232,7 @@ static void do_flush_locked(lsm_db *db)
 	if (rc == 0) {
 		uint64_t wal = db->imm[0].wal_number;
 		mem_unref(db->imm[0].mem);
+		blob_meta_unref(db->imm[0].blob);
 		memmove(&db->imm[0], &db->imm[1],
 			(size_t)(db->n_imm - 1) * sizeof(db->imm[0]));
 		db->n_imm--;
@@ -335,6 +351,8 @@ static int run_compaction_locked(lsm_db *db, struct compaction *c)
 
 	{
 		struct compact_out_opts o;
+		struct compact_blob_hooks hooks;
+		struct blob_gc gc;
 		struct ikv_iter *in = NULL;
 		struct tomb_in *tombs = NULL;
 		size_t n_tombs = 0, n_handles = 0;
@@ -365,12 +383,22 @@ static int run_compaction_locked(lsm_db *db, struct compaction *c)
 		o.out_level = c->out_level;
 		o.new_file_number = db_new_file_number;
 		o.ctx = db;
+		rc = db_blob_gc_init(db, &gc, c->v);
+		if (rc) {
+			db_blob_gc_release(&gc, false);
+			goto out;
+		}
+		db_blob_gc_hooks(&gc, &hooks);
+		o.blob = &hooks;
 		rc = db_snapshot_seqs_locked(db, &snaps, &n_snaps);
-		if (rc)
+		if (rc) {
+			db_blob_gc_release(&gc, false);
 			goto out; /* no list, no guessing */
+		}
 		o.snapshots = snaps;
 		o.n_snapshots = n_snaps;
 		pthread_mutex_unlock(&db->mu);
+		memset(&res, 0, sizeof(res));
 		rc = compaction_input(db, c, &in, &tombs, &n_tombs, &handles,
 				      &n_handles);
 		if (!rc) {
@@ -381,19 +409,44 @@ static int run_compaction_locked(lsm_db *db, struct compaction *c)
 			free(handles);
 			free(tombs);
 		}
+		if (!rc)
+			rc = db_blob_gc_finish(&gc);
 		pthread_mutex_lock(&db->mu);
 		free(snaps);
-		if (rc)
+		if (rc) {
+			/* If compact_write succeeded, the blob output did
+			 * not: its SSTs go too. */
+			for (size_t i = 0; i < res.n_files; i++) {
+				char path[4096];
+				file_path(path, sizeof(path), db->dir,
+					  res.files[i]->number, "sst");
+				db->env->ops->remove_file(db->env, path);
+			}
+			compact_result_release(&res);
+			db_blob_gc_release(&gc, true);
 			goto out;
+		}
 		for (size_t i = 0; i < res.n_files && !rc; i++) {
 			file_meta_ref(res.files[i]);
 			rc = edit_add_file(&e, c->out_level, res.files[i]);
 			if (rc)
 				file_meta_unref(res.files[i]);
 		}
+		if (!rc)
+			rc = db_blob_gc_edit(&gc, &e);
 		db->vs->last_seq = atomic_load(&db->last_seq);
 		if (!rc)
 			rc = vset_apply(db->vs, &e);
+		if (rc == 0) {
+			STAT_ADD(db, blob_gc_bytes, gc.moved_bytes);
+			for (size_t i = 0; i < e.n_blob_garbage; i++) {
+				struct blob_meta *b = version_find_blob(
+					c->v, e.blob_garbage[i].number);
+				if (b && b->garbage_count >= b->linked_count)
+					STAT_ADD(db, blob_files_dropped, 1);
+			}
+		}
+		db_blob_gc_release(&gc, false);
 		/* On failure the outputs stay (see do_flush_locked). */
 		if (rc == 0) {
 			if (c->kind == COMPACT_TIERED)
@@ -439,6 +492,8 @@ static int ttl_drop_locked(lsm_db *db, bool *dropped)
 		rc = edit_delete_file(&e, levels[i], files[i]->number);
 		bytes += files[i]->size;
 	}
+	if (!rc)
+		rc = db_blob_files_garbage(db, files, n, &e);
 	db->vs->last_seq = atomic_load(&db->last_seq);
 	if (!rc)
 		rc = vset_apply(db->vs, &e);

@@ -30,8 +30,13 @@
 /* WALs keep their file size reserved this far ahead of the records, so
  * that a synced write changes no file size (wal/wal.h). */
 #define DB_WAL_RESERVE (4ull << 20)
-/* A memtable holding this many range tombstones is switched out. */
-#define DB_MAX_MEM_TOMBS 256
+/* A memtable holding this many range tombstones is switched out: reads
+ * find them through an index (mem/memtable.h), so this only bounds the
+ * cost of one insert that crosses many fragments and of unbounded
+ * iterators. */
+#define DB_MAX_MEM_TOMBS 65536
+
+struct blob_writer;
 
 /*
  * What a reader needs: the memtables and the version, referenced
@@ -44,6 +49,9 @@ struct superversion {
 	struct memtable *imm[DB_MAX_IMM]; /* newest first */
 	int n_imm;
 	struct version *v;
+	/* The blob files of the memtables (not yet in v), pinned. */
+	struct blob_meta *blobs[DB_MAX_IMM + 1];
+	int n_blobs;
 };
 
 /* A thread waiting in lsm_write(); lives on that thread's stack. */
@@ -63,7 +71,8 @@ struct lsm_snapshot {
 
 struct imm_slot {
 	struct memtable *mem;
-	uint64_t wal_number; /* the WAL holding its writes */
+	uint64_t wal_number;    /* the WAL holding its writes */
+	struct blob_meta *blob; /* its blob file, or NULL (one reference) */
 };
 
 struct lsm_db {
@@ -98,7 +107,13 @@ struct lsm_db {
 	int manual_waiting; /* callers of compact_range waiting for files */
 	bool shutting_down;
 	struct writer *wq_head, *wq_tail;
-	struct lsm_batch group;    /* the leader's scratch batch */
+	struct lsm_batch group;   /* the leader's scratch batch */
+	struct lsm_batch sep;     /* the group with large values separated */
+	struct blob_writer *blob; /* the memtable's blob file (leader) */
+	bool blob_unsynced;       /* it holds values not yet synced (leader) */
+	struct blob_meta *mem_blob;   /* its metadata (one reference) */
+	struct blob_meta **rec_blobs; /* recovery: blob files of the WALs */
+	size_t n_rec_blobs;
 	struct lsm_snapshot snaps; /* list head */
 	uint64_t pending_compaction_bytes;
 	uint64_t imm_created; /* memtables made immutable, ever */

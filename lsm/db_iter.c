@@ -20,6 +20,8 @@
  */
 #include "db_int.h"
 
+#include "db_blob.h"
+
 #include "iter/rangedel.h"
 #include "util/ikey.h"
 #include "util/status.h"
@@ -254,7 +256,17 @@ struct lsm_iter {
 	int status;
 	struct buf key, value; /* reverse: the entry shown; forward: scratch */
 	struct buf target;     /* seek keys */
+	/* The entry shown is a blob reference: 1 unresolved, 2 resolved
+	 * into blob_val; 0 a plain value. */
+	int blob_state;
+	void *blob_val;
+	size_t blob_len;
 };
+
+static bool has_value(struct slice ik)
+{
+	return ikey_kind(ik) == IKEY_PUT || ikey_kind(ik) == IKEY_BLOB;
+}
 
 static bool covered(const lsm_iter *it, struct slice uk, uint64_t seq)
 {
@@ -294,9 +306,10 @@ static void find_next(lsm_iter *it, bool skipping)
 			continue;
 		if (skipping && slice_cmp(uk, buf_slice(&it->key)) <= 0)
 			continue;
-		if (ikey_kind(ik) == IKEY_PUT && !covered(it, uk, seq)) {
+		if (has_value(ik) && !covered(it, uk, seq)) {
 			it->valid = true;
 			it->reverse = false;
+			it->blob_state = ikey_kind(ik) == IKEY_BLOB;
 			return;
 		}
 		/* deleted: hide every older version of this key */
@@ -326,13 +339,13 @@ static void find_prev(lsm_iter *it)
 				break; /* passed every version of it->key */
 			if (below_lower(it, uk))
 				break;
-			if (ikey_kind(ik) == IKEY_PUT &&
-			    !covered(it, uk, seq)) {
+			if (has_value(ik) && !covered(it, uk, seq)) {
 				if (buf_set(&it->key, uk) ||
 				    buf_set(&it->value, iter_value(in))) {
 					set_error(it, -ENOMEM);
 					return;
 				}
+				it->blob_state = ikey_kind(ik) == IKEY_BLOB;
 				have = true;
 			} else {
 				have = false;
@@ -490,10 +503,31 @@ const void *lsm_iter_key(const lsm_iter *it, size_t *len)
 	return k.p;
 }
 
-const void *lsm_iter_value(const lsm_iter *it, size_t *len)
+const void *lsm_iter_value(const lsm_iter *cit, size_t *len)
 {
+	lsm_iter *it = (lsm_iter *)cit; /* resolving a blob caches it */
 	struct slice v =
 		it->reverse ? buf_slice(&it->value) : iter_value(it->in);
+	if (it->valid && it->blob_state == 1) {
+		void *val;
+		size_t n;
+		int rc = db_blob_read(it->db, v, NULL, 0, &val, &n);
+		if (rc) {
+			/* The entry cannot be shown: stop here. */
+			if (!it->status)
+				it->status = rc;
+			it->valid = false;
+			if (len)
+				*len = 0;
+			return NULL;
+		}
+		free(it->blob_val);
+		it->blob_val = val;
+		it->blob_len = n;
+		it->blob_state = 2;
+	}
+	if (it->valid && it->blob_state == 2)
+		v = slice_make(it->blob_val, it->blob_len);
 	if (len)
 		*len = v.len;
 	return v.p;
@@ -519,6 +553,7 @@ void lsm_iter_free(lsm_iter *it)
 	free(it->key.p);
 	free(it->value.p);
 	free(it->target.p);
+	free(it->blob_val);
 	free(it);
 }
 
@@ -544,21 +579,22 @@ static int add_tomb(lsm_iter *it, struct slice s, struct slice e, uint64_t seq)
 	return tomb_set_add(it->tombs, s, e, seq);
 }
 
+static int add_mem_piece(void *ctx, struct slice s, struct slice e,
+			 uint64_t seq)
+{
+	return add_tomb(ctx, s, e, seq);
+}
+
+/* The memtable's tombstones visible to the iterator within its bounds,
+ * from the memtable's index: O(log n + pieces), not all of them. */
 static int collect_mem_tombs(lsm_iter *it, struct memtable *m)
 {
-	struct ikv_iter *ti;
-	int rc = 0;
+	struct slice lo = buf_slice(&it->lower), hi = buf_slice(&it->upper);
 	if (!mem_num_tombs(m))
 		return 0;
-	ti = mem_tomb_iter_new(m);
-	if (!ti)
-		return -ENOMEM;
-	for (iter_first(ti); iter_valid(ti) && !rc; iter_next(ti)) {
-		struct slice k = iter_key(ti);
-		rc = add_tomb(it, ikey_user(k), iter_value(ti), ikey_seq(k));
-	}
-	iter_free(ti);
-	return rc;
+	return mem_tomb_spans(m, it->has_lower ? &lo : NULL,
+			      it->has_upper ? &hi : NULL, it->seq,
+			      add_mem_piece, it);
 }
 
 static int collect_file_tombs(lsm_iter *it, struct file_meta *f)
@@ -813,6 +849,12 @@ int db_snapshot_space(lsm_db *db, const uint64_t *seqs, size_t n,
 		}
 		vers[n_vers].seq = ikey_seq(k);
 		vers[n_vers].bytes = k.len - IKEY_TRAILER + iter_value(in).len;
+		if (ikey_kind(k) == IKEY_BLOB) {
+			/* a value kept in a blob file: count the value */
+			struct blob_ref ref;
+			if (blob_ref_decode(iter_value(in), &ref) == 0)
+				vers[n_vers].bytes += ref.len;
+		}
 		n_vers++;
 	}
 	if (!rc)

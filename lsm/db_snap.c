@@ -388,20 +388,29 @@ static int copy_file(lsm_env *env, const char *from, const char *to)
 	return rc;
 }
 
+static int link_one(lsm_db *db, const char *dir, uint64_t num,
+		    const char *suffix)
+{
+	char from[4096], to[4096];
+	int rc;
+	file_path(from, sizeof(from), db->dir, num, suffix);
+	file_path(to, sizeof(to), dir, num, suffix);
+	rc = db->env->ops->link_file(db->env, from, to);
+	if (rc == -EXDEV || rc == -EPERM || rc == -EMLINK)
+		rc = copy_file(db->env, from, to);
+	return rc;
+}
+
+/* The SSTs and blob files of v (both immutable once listed). */
 static int link_version_files(lsm_db *db, const struct version *v,
 			      const char *dir)
 {
-	char from[4096], to[4096];
 	int rc = 0;
 	for (int l = 0; l < LSM_MAX_LEVELS && !rc; l++)
-		for (size_t i = 0; i < v->n_files[l] && !rc; i++) {
-			uint64_t num = v->files[l][i]->number;
-			file_path(from, sizeof(from), db->dir, num, "sst");
-			file_path(to, sizeof(to), dir, num, "sst");
-			rc = db->env->ops->link_file(db->env, from, to);
-			if (rc == -EXDEV || rc == -EPERM || rc == -EMLINK)
-				rc = copy_file(db->env, from, to);
-		}
+		for (size_t i = 0; i < v->n_files[l] && !rc; i++)
+			rc = link_one(db, dir, v->files[l][i]->number, "sst");
+	for (size_t i = 0; i < v->n_blobs && !rc; i++)
+		rc = link_one(db, dir, v->blobs[i]->number, "blob");
 	return rc;
 }
 

@@ -141,6 +141,19 @@ typedef struct lsm_options {
 	 * snapshot still sees it (>= window_seconds). */
 	uint64_t ttl_seconds;
 
+	/* Key-value separation: a value of at least blob_threshold bytes
+	 * (0: never) is written once, to an append-only blob file, and the
+	 * tree holds a small reference to it; it skips the WAL and is not
+	 * rewritten by compactions. */
+	size_t blob_threshold; /* 16 KiB (0, or 64 .. 256 MiB) */
+	/* A blob file is closed (with the memtable that references it) at
+	 * this size: 256 MiB (1 MiB .. 64 GiB). */
+	uint64_t blob_file_size;
+	/* Compaction moves the live values out of a blob file once this
+	 * percentage of its bytes is garbage, so that the file can go:
+	 * 50 (1..100). */
+	uint32_t blob_gc_percent;
+
 	lsm_env *env; /* NULL: POSIX file I/O */
 
 	/* Informational log. NULL: append to the store's LOG file. */

@@ -42,6 +42,9 @@ void lsm_options_init(lsm_options *o)
 	o->max_size_amplification_percent = 200;
 	o->window_seconds = 3600;
 	o->ttl_seconds = 0;
+	o->blob_threshold = 16u << 10;
+	o->blob_file_size = 256ull << 20;
+	o->blob_gc_percent = 50;
 	o->env = NULL;
 	o->log_fn = NULL;
 	o->log_ctx = NULL;
@@ -135,6 +138,17 @@ int options_validate(const lsm_options *o)
 		return BAD("window_seconds", "%llu is outside 1..%llu",
 			   (unsigned long long)o->window_seconds,
 			   (unsigned long long)MAX_WINDOW_SECONDS);
+	if (o->blob_threshold != 0 &&
+	    (o->blob_threshold < 64 || o->blob_threshold > (256u << 20)))
+		return BAD("blob_threshold",
+			   "%zu is neither 0 nor in 64..256 MiB",
+			   o->blob_threshold);
+	if (o->blob_file_size < (1u << 20) || o->blob_file_size > (64ull << 30))
+		return BAD("blob_file_size", "%llu is outside 1 MiB..64 GiB",
+			   (unsigned long long)o->blob_file_size);
+	if (o->blob_gc_percent < 1 || o->blob_gc_percent > 100)
+		return BAD("blob_gc_percent", "%u is outside 1..100",
+			   o->blob_gc_percent);
 	if (o->ttl_seconds != 0 && (o->ttl_seconds < o->window_seconds ||
 				    o->ttl_seconds > MAX_WINDOW_SECONDS * 10))
 		return BAD("ttl_seconds",

@@ -2,8 +2,10 @@
  * stats.c - properties: the statistics as text and as numbers.
  *
  * Derived figures:
- *  - write amplification = (flush + compaction bytes written) / user
- *    bytes, and the same with WAL bytes added ("-with-wal");
+ *  - write amplification = (flush + compaction + blob file bytes
+ *    written) / user bytes, and the same with WAL bytes added ("-wal");
+ *  - blob garbage: bytes of blob values no reference needs any more, of
+ *    the bytes the tree ever referenced in the live blob files;
  *  - space amplification = bytes of all SSTs / bytes of the last
  *    non-empty level (which holds the newest version of nearly every key
  *    once compaction has caught up);
@@ -63,6 +65,8 @@ struct derived {
 	uint64_t wamp_x1000, wamp_wal_x1000, samp_x1000;
 	uint64_t mem_bytes, imm_count;
 	uint64_t read_amp;
+	uint64_t blob_files, blob_bytes, blob_linked_bytes, blob_garbage_bytes;
+	uint64_t blob_garbage_x1000;
 };
 
 static void derive(lsm_db *db, struct derived *d)
@@ -70,7 +74,9 @@ static void derive(lsm_db *db, struct derived *d)
 	struct superversion *sv = db_sv_get(db);
 	uint64_t user = STAT_GET(db, user_bytes_written);
 	uint64_t w = STAT_GET(db, flush_bytes) +
-		     STAT_GET(db, compaction_bytes_written);
+		     STAT_GET(db, compaction_bytes_written) +
+		     STAT_GET(db, blob_bytes_written) +
+		     STAT_GET(db, blob_gc_bytes);
 	memset(d, 0, sizeof(*d));
 	for (int l = 0; l < LSM_MAX_LEVELS; l++) {
 		d->files[l] = sv->v->n_files[l];
@@ -85,6 +91,19 @@ static void derive(lsm_db *db, struct derived *d)
 	d->imm_count = (uint64_t)sv->n_imm;
 	d->read_amp = compact_sorted_runs(sv->v);
 	db_sv_put(sv);
+	pthread_mutex_lock(&db->mu); /* blob counters change under it */
+	for (size_t i = 0; db->vs && i < db->vs->current->n_blobs; i++) {
+		const struct blob_meta *bm = db->vs->current->blobs[i];
+		d->blob_files++;
+		d->blob_bytes += bm->size;
+		d->blob_linked_bytes += bm->linked_bytes;
+		d->blob_garbage_bytes += bm->garbage_bytes;
+	}
+	pthread_mutex_unlock(&db->mu);
+	d->blob_garbage_x1000 =
+		d->blob_linked_bytes
+			? d->blob_garbage_bytes * 1000 / d->blob_linked_bytes
+			: 0;
 	d->wamp_x1000 = user ? w * 1000 / user : 0;
 	d->wamp_wal_x1000 =
 		user ? (w + STAT_GET(db, wal_bytes)) * 1000 / user : 0;
@@ -144,7 +163,7 @@ static void stats_text(lsm_db *db, struct tbuf *b)
 	tb_printf(b, "%-26s %10llu.%03llu  # %s\n", "write_amplification",
 		  (unsigned long long)(d.wamp_x1000 / 1000),
 		  (unsigned long long)(d.wamp_x1000 % 1000),
-		  "(flush + compaction writes) / user bytes");
+		  "(flush + compaction + blob writes) / user bytes");
 	tb_printf(b, "%-26s %10llu.%03llu  # %s\n", "write_amplification_wal",
 		  (unsigned long long)(d.wamp_wal_x1000 / 1000),
 		  (unsigned long long)(d.wamp_wal_x1000 % 1000),
@@ -153,6 +172,17 @@ static void stats_text(lsm_db *db, struct tbuf *b)
 		  (unsigned long long)(d.samp_x1000 / 1000),
 		  (unsigned long long)(d.samp_x1000 % 1000),
 		  "SST bytes / bytes of the last non-empty level");
+	tb_printf(b, "%-26s %14llu  # %s\n", "blob_files",
+		  (unsigned long long)d.blob_files, "live blob files");
+	tb_printf(b, "%-26s %14llu  # %s\n", "blob_file_bytes",
+		  (unsigned long long)d.blob_bytes, "bytes of live blob files");
+	tb_printf(b, "%-26s %14llu  # %s\n", "blob_garbage_bytes",
+		  (unsigned long long)d.blob_garbage_bytes,
+		  "bytes in them no reference needs any more");
+	tb_printf(b, "%-26s %10llu.%03llu  # %s\n", "blob_garbage_ratio",
+		  (unsigned long long)(d.blob_garbage_x1000 / 1000),
+		  (unsigned long long)(d.blob_garbage_x1000 % 1000),
+		  "garbage / bytes referenced, over live blob files");
 	tb_printf(b, "%-26s %14llu  # %s\n", "read_amplification",
 		  (unsigned long long)d.read_amp,
 		  "sorted runs a point read may probe (L0 files + levels)");
@@ -237,6 +267,12 @@ int lsm_property_u64(lsm_db *db, const char *name, uint64_t *out)
 		*out = (uint64_t)db->opts.compaction_style;
 	else if (strcmp(name, "lsm.sst-bytes") == 0)
 		*out = d.sst_bytes;
+	else if (strcmp(name, "lsm.blob-files") == 0)
+		*out = d.blob_files;
+	else if (strcmp(name, "lsm.blob-file-bytes") == 0)
+		*out = d.blob_bytes;
+	else if (strcmp(name, "lsm.blob-garbage-bytes") == 0)
+		*out = d.blob_garbage_bytes;
 	else if (strcmp(name, "lsm.memtable-bytes") == 0)
 		*out = d.mem_bytes;
 	else if (strcmp(name, "lsm.block-cache-hits") == 0)

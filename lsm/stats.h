@@ -35,7 +35,12 @@
 	X(tiered_full_merges, "size-tiered merges of all runs (space)")     \
 	X(window_merges, "time-window merges of one window's files")        \
 	X(ttl_files_dropped, "files deleted whole by the TTL")              \
-	X(ttl_bytes_dropped, "bytes of files deleted by the TTL")
+	X(ttl_bytes_dropped, "bytes of files deleted by the TTL")           \
+	X(blob_values_written, "values written to blob files by writes")    \
+	X(blob_bytes_written, "bytes appended to blob files by writes")     \
+	X(blob_reads, "values read from blob files")                        \
+	X(blob_gc_bytes, "bytes of live values moved by compaction")        \
+	X(blob_files_dropped, "blob files dropped as all garbage")
 
 struct lsm_stats {
 #define X(name, doc) _Atomic uint64_t name;

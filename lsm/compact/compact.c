@@ -433,16 +433,27 @@ int compact_write(const struct compact_out_opts *o, struct ikv_iter *input,
 				 !below_may_hold(&s, uk))
 				drop = true; /* rule 3 */
 		}
+		struct slice val = iter_value(input);
 		if (drop) {
 			res->entries_dropped++;
+			if (kind == IKEY_BLOB && o->blob) {
+				rc = o->blob->dropped(o->blob->ctx, val);
+				if (rc)
+					goto out;
+			}
 			continue;
+		}
+		if (kind == IKEY_BLOB && o->blob) {
+			rc = o->blob->kept(o->blob->ctx, uk, val, &val);
+			if (rc)
+				goto out;
 		}
 		if (!s.w) {
 			rc = open_output(&s);
 			if (rc)
 				goto out;
 		}
-		rc = sstw_add(s.w, ik, iter_value(input));
+		rc = sstw_add(s.w, ik, val);
 		if (rc)
 			goto out;
 		if (!s.has_points)

@@ -126,6 +126,20 @@ struct tomb_in {
 	uint64_t seq;
 };
 
+/*
+ * Entries of kind IKEY_BLOB hold references into blob files, which the
+ * database tracks: it is told of every such entry the output drops and of
+ * every one it keeps, and may give a kept entry a new value (a reference
+ * to where it moved the blob). The new value must stay valid until the
+ * next call. NULL: the entries pass like any other.
+ */
+struct compact_blob_hooks {
+	void *ctx;
+	int (*dropped)(void *ctx, struct slice value);
+	int (*kept)(void *ctx, struct slice user_key, struct slice value,
+		    struct slice *new_value);
+};
+
 struct compact_out_opts {
 	lsm_env *env;
 	const char *dir;
@@ -143,6 +157,7 @@ struct compact_out_opts {
 	int out_level;
 	uint64_t (*new_file_number)(void *ctx);
 	void *ctx;
+	const struct compact_blob_hooks *blob;
 };
 
 struct compact_result {

@@ -9,7 +9,7 @@
  * Invariants:
  *  1. Every field is bounds-checked on decode; a bad record is reported
  *     as corruption naming the manifest and the record's offset.
- *  2. An edit owns one reference to each added file_meta.
+ *  2. An edit owns one reference to each added file_meta and blob_meta.
  */
 #include "version/version.h"
 
@@ -31,6 +31,8 @@ enum edit_tag {
 	TAG_SNAPSHOT_DELETE = 8, /* id */
 	TAG_NEXT_SNAPSHOT_ID = 9,
 	TAG_COMPACTION_STYLE = 10, /* lsm_compaction_style */
+	TAG_BLOB_FILE = 11,    /* number, size, linked count, linked bytes */
+	TAG_BLOB_GARBAGE = 12, /* number, count, bytes */
 };
 
 /* The highest lsm_compaction_style this code knows. */
@@ -51,6 +53,10 @@ void edit_release(struct version_edit *e)
 		free(e->snaps_added[i].name);
 	free(e->snaps_added);
 	free(e->snaps_deleted);
+	for (size_t i = 0; i < e->n_blobs_added; i++)
+		blob_meta_unref(e->blobs_added[i].b);
+	free(e->blobs_added);
+	free(e->blob_garbage);
 	edit_init(e);
 }
 
@@ -88,6 +94,36 @@ int edit_delete_file(struct version_edit *e, int level, uint64_t number)
 	e->deleted[e->n_deleted].f = NULL;
 	e->deleted[e->n_deleted].number = number;
 	e->n_deleted++;
+	return 0;
+}
+
+int edit_add_blob(struct version_edit *e, struct blob_meta *b)
+{
+	struct edit_blob *a =
+		realloc(e->blobs_added, (e->n_blobs_added + 1) * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	e->blobs_added = a;
+	a[e->n_blobs_added++] = (struct edit_blob){
+		b, b->number, b->linked_count, b->linked_bytes};
+	return 0;
+}
+
+int edit_add_blob_garbage(struct version_edit *e, uint64_t number,
+			  uint64_t count, uint64_t bytes)
+{
+	struct edit_blob *a;
+	for (size_t i = 0; i < e->n_blob_garbage; i++)
+		if (e->blob_garbage[i].number == number) {
+			e->blob_garbage[i].count += count;
+			e->blob_garbage[i].bytes += bytes;
+			return 0;
+		}
+	a = realloc(e->blob_garbage, (e->n_blob_garbage + 1) * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	e->blob_garbage = a;
+	a[e->n_blob_garbage++] = (struct edit_blob){NULL, number, count, bytes};
 	return 0;
 }
 
@@ -202,6 +238,20 @@ int edit_encode(const struct version_edit *e, uint8_t **buf, size_t *len)
 		ob_varint(&b, f->num_range_dels);
 		ob_varint(&b, f->time_lo);
 		ob_varint(&b, f->time_hi);
+	}
+	for (size_t i = 0; i < e->n_blobs_added; i++) {
+		const struct blob_meta *bm = e->blobs_added[i].b;
+		ob_varint(&b, TAG_BLOB_FILE);
+		ob_varint(&b, bm->number);
+		ob_varint(&b, bm->size);
+		ob_varint(&b, e->blobs_added[i].count);
+		ob_varint(&b, e->blobs_added[i].bytes);
+	}
+	for (size_t i = 0; i < e->n_blob_garbage; i++) {
+		ob_varint(&b, TAG_BLOB_GARBAGE);
+		ob_varint(&b, e->blob_garbage[i].number);
+		ob_varint(&b, e->blob_garbage[i].count);
+		ob_varint(&b, e->blob_garbage[i].bytes);
 	}
 	if (e->has_style) {
 		ob_varint(&b, TAG_COMPACTION_STYLE);
@@ -319,6 +369,33 @@ static int dec_new_file(struct dec *d, struct version_edit *e)
 	return rc;
 }
 
+static int dec_blob(struct dec *d, struct version_edit *e, bool garbage)
+{
+	uint64_t number = 0, size = 0, count = 0, bytes = 0;
+	int rc;
+	if ((rc = dec_varint(d, &number, "blob file number")) ||
+	    (!garbage && (rc = dec_varint(d, &size, "blob file size"))) ||
+	    (rc = dec_varint(d, &count, "blob count")) ||
+	    (rc = dec_varint(d, &bytes, "blob bytes")))
+		return rc;
+	if (number == 0 || (!garbage && bytes > size))
+		return LSM_CORRUPT("%s: record at offset %llu: blob file %llu "
+				   "has impossible counts",
+				   d->path, (unsigned long long)d->off,
+				   (unsigned long long)number);
+	if (garbage)
+		return edit_add_blob_garbage(e, number, count, bytes);
+	struct blob_meta *b = blob_meta_new(number, size);
+	if (!b)
+		return -ENOMEM;
+	b->linked_count = count;
+	b->linked_bytes = bytes;
+	rc = edit_add_blob(e, b);
+	if (rc)
+		blob_meta_unref(b);
+	return rc;
+}
+
 static int dec_snapshot(struct dec *d, struct version_edit *e)
 {
 	struct named_snap ns = {0};
@@ -400,6 +477,10 @@ int edit_decode(struct version_edit *e, const uint8_t *p, size_t len,
 			break;
 		case TAG_SNAPSHOT:
 			rc = dec_snapshot(&d, e);
+			break;
+		case TAG_BLOB_FILE:
+		case TAG_BLOB_GARBAGE:
+			rc = dec_blob(&d, e, tag == TAG_BLOB_GARBAGE);
 			break;
 		case TAG_SNAPSHOT_DELETE:
 			rc = dec_varint(&d, &v, "deleted snapshot");

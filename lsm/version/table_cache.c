@@ -12,6 +12,8 @@
 
 #include <errno.h>
 
+#include "blob/blob.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -82,6 +84,39 @@ out_free:
 void tcache_evict(struct cache *tc, uint64_t number)
 {
 	cache_erase(tc, number, 0);
+}
+
+static void blob_reader_free(void *value, void *ctx)
+{
+	(void)ctx;
+	blobr_close(value);
+}
+
+int bcache_find(struct cache *tc, const struct tcache_opts *o, uint64_t number,
+		struct cache_handle **out)
+{
+	struct cache_handle *h = cache_lookup(tc, number, 1);
+	struct blob_reader *r;
+	int rc;
+	if (h) {
+		*out = h;
+		return 0;
+	}
+	rc = blobr_open(o->env, o->dir, number, &r);
+	if (rc)
+		return rc;
+	h = cache_insert(tc, number, 1, r, 1, blob_reader_free, NULL);
+	if (!h) {
+		blobr_close(r);
+		return -ENOMEM;
+	}
+	*out = h;
+	return 0;
+}
+
+void bcache_evict(struct cache *tc, uint64_t number)
+{
+	cache_erase(tc, number, 1);
 }
 
 uint64_t table_cover(const struct table *t, struct slice ukey,

@@ -39,6 +39,17 @@ static inline struct table *tcache_table(struct cache_handle *h)
 	return (struct table *)cache_value(h);
 }
 void tcache_evict(struct cache *tc, uint64_t number);
+
+/* Blob file readers share the cache (and its bound on open files) under
+ * the key (number, 1). */
+struct blob_reader;
+int bcache_find(struct cache *tc, const struct tcache_opts *o, uint64_t number,
+		struct cache_handle **out);
+static inline struct blob_reader *bcache_reader(struct cache_handle *h)
+{
+	return (struct blob_reader *)cache_value(h);
+}
+void bcache_evict(struct cache *tc, uint64_t number);
 /* Largest seq <= read_seq of a tombstone in t covering ukey, or 0. */
 uint64_t table_cover(const struct table *t, struct slice ukey,
 		     uint64_t read_seq);

@@ -114,7 +114,60 @@ void version_unref(struct version *v)
 			file_meta_unref(v->files[l][i]);
 		free(v->files[l]);
 	}
+	for (size_t i = 0; i < v->n_blobs; i++)
+		blob_meta_unref(v->blobs[i]);
+	free(v->blobs);
 	free(v);
+}
+
+struct blob_meta *blob_meta_new(uint64_t number, uint64_t size)
+{
+	struct blob_meta *b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->number = number;
+	b->size = size;
+	b->has_file = true;
+	atomic_init(&b->refs, 1);
+	atomic_init(&b->obsolete, false);
+	return b;
+}
+
+void blob_meta_ref(struct blob_meta *b)
+{
+	atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+
+void blob_meta_unref(struct blob_meta *b)
+{
+	if (!b ||
+	    atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (atomic_load_explicit(&b->obsolete, memory_order_acquire) &&
+	    b->vset && b->has_file) {
+		struct vset *vs = b->vset;
+		char path[4096];
+		if (vs->cfg.table_cache)
+			bcache_evict(vs->cfg.table_cache, b->number);
+		file_path(path, sizeof(path), vs->dir, b->number, "blob");
+		/* A failure leaves an orphan that the next open removes. */
+		vs->cfg.env->ops->remove_file(vs->cfg.env, path);
+	}
+	free(b);
+}
+
+struct blob_meta *version_find_blob(const struct version *v, uint64_t number)
+{
+	size_t lo = 0, hi = v->n_blobs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v->blobs[mid]->number < number)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->n_blobs && v->blobs[lo]->number == number ? v->blobs[lo]
+								 : NULL;
 }
 
 /* User-key span of a file, with the sentinel rule for its end. */

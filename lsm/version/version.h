@@ -71,9 +71,37 @@ static inline struct slice fm_largest(const struct file_meta *f)
 bool fm_overlaps(const struct file_meta *f, const struct slice *lo,
 		 const struct slice *hi);
 
+/*
+ * A blob file (blob/blob.h): values stored outside the tree, referenced
+ * by entries of kind IKEY_BLOB. linked_* count the references the tree
+ * received (a flush or a relocation writing an SST entry that points
+ * here), garbage_* those of them compaction dropped since. The file
+ * leaves the version when every linked reference is garbage. The
+ * counters change only in vset_apply(), under the database mutex.
+ */
+struct blob_meta {
+	_Atomic int refs;
+	uint64_t number;
+	uint64_t size; /* bytes of records (header included) */
+	uint64_t linked_count, linked_bytes;
+	uint64_t garbage_count, garbage_bytes;
+	_Atomic bool obsolete; /* as file_meta's */
+	/* false while it names the file a memtable would write its large
+	 * values to, before the first one came (there is no file yet) */
+	bool has_file;
+	struct vset *vset;
+};
+
+struct blob_meta *blob_meta_new(uint64_t number, uint64_t size);
+void blob_meta_ref(struct blob_meta *b);
+void blob_meta_unref(struct blob_meta *b);
+
 struct version {
 	_Atomic int refs;
 	struct vset *vset;
+	/* Blob files, ascending number; one reference each. */
+	struct blob_meta **blobs;
+	size_t n_blobs;
 	size_t n_files[LSM_MAX_LEVELS];
 	/* L0: newest first (decreasing largest_seq); L1+: sorted by key,
 	 * disjoint. */
@@ -89,6 +117,8 @@ void version_unref(struct version *v);
 int version_overlapping(const struct version *v, int level,
 			const struct slice *lo, const struct slice *hi,
 			struct file_meta ***out, size_t *n);
+/* The blob file numbered `number`, or NULL. */
+struct blob_meta *version_find_blob(const struct version *v, uint64_t number);
 /* Index of the first file in L>=1 whose largest key >= ikey. */
 size_t version_find_file(const struct version *v, int level, struct slice ikey);
 /* User-key span [*lo, *hi] of n >= 1 files (slices into their metadata). */
@@ -113,7 +143,16 @@ struct named_snap {
 	int64_t created_ns;
 };
 
+/* A blob file added by an edit (b: a reference owned by the edit, counts
+ * in b->linked_*), or garbage recorded against one (b == NULL). */
+struct edit_blob {
+	struct blob_meta *b;
+	uint64_t number, count, bytes;
+};
+
 struct version_edit {
+	size_t n_blobs_added, n_blob_garbage;
+	struct edit_blob *blobs_added, *blob_garbage;
 	bool has_log_number, has_next_file, has_last_seq, has_format;
 	bool has_next_snap_id;
 	bool has_style;
@@ -137,6 +176,11 @@ void edit_release(struct version_edit *e);
 /* Takes over the caller's reference on f. */
 int edit_add_file(struct version_edit *e, int level, struct file_meta *f);
 int edit_delete_file(struct version_edit *e, int level, uint64_t number);
+/* Takes over the caller's reference on b. */
+int edit_add_blob(struct version_edit *e, struct blob_meta *b);
+/* Adds to the garbage the edit records against blob file `number`. */
+int edit_add_blob_garbage(struct version_edit *e, uint64_t number,
+			  uint64_t count, uint64_t bytes);
 /* Copies the name. */
 int edit_add_snap(struct version_edit *e, const struct named_snap *s);
 int edit_delete_snap(struct version_edit *e, uint64_t id);
@@ -204,7 +248,7 @@ const struct named_snap *vset_find_snap(const struct vset *vs,
 int vset_apply(struct vset *vs, struct version_edit *e);
 struct version *vset_current_ref(struct vset *vs);
 
-/* Path helpers: <dir>/<number>.sst, .log, MANIFEST-<number>. */
+/* Path helpers: <dir>/<number>.sst, .log, .blob, MANIFEST-<number>. */
 void file_path(char *buf, size_t cap, const char *dir, uint64_t number,
 	       const char *suffix);
 

@@ -16,6 +16,10 @@
  *     new manifest (a fresh snapshot) and switches CURRENT.
  *  3. A torn record at the end of a manifest is an edit that was never
  *     acknowledged; recovery ignores it.
+ *  4. A blob file stays in the version while some reference the tree
+ *     received (linked) is not yet garbage; the edit whose garbage makes
+ *     linked == garbage drops it (no separate deletion record), so
+ *     replaying the manifest reaches the same set.
  *
  * Thread-safety: everything here runs with the database mutex held (or
  * single-threaded at open and close).
@@ -121,6 +125,117 @@ static bool edit_deletes(const struct version_edit *e, int level,
 	return false;
 }
 
+static const struct edit_blob *garbage_of(const struct version_edit *e,
+					  uint64_t number)
+{
+	for (size_t i = 0; i < e->n_blob_garbage; i++)
+		if (e->blob_garbage[i].number == number)
+			return &e->blob_garbage[i];
+	return NULL;
+}
+
+static int cmp_blob(const void *a, const void *b)
+{
+	const struct blob_meta *x = *(struct blob_meta *const *)a;
+	const struct blob_meta *y = *(struct blob_meta *const *)b;
+	return x->number < y->number ? -1 : x->number > y->number;
+}
+
+/* Does blob file b stay once e's garbage is counted (invariant 4)? */
+static int blob_stays(const struct blob_meta *b, const struct edit_blob *g,
+		      const char *what, bool *stays)
+{
+	uint64_t count = b->garbage_count + (g ? g->count : 0);
+	uint64_t bytes = b->garbage_bytes + (g ? g->bytes : 0);
+	if (count > b->linked_count || bytes > b->linked_bytes)
+		return LSM_CORRUPT("%s: blob file %llu: more garbage (%llu "
+				   "references, %llu bytes) than references "
+				   "(%llu, %llu bytes)",
+				   what, (unsigned long long)b->number,
+				   (unsigned long long)count,
+				   (unsigned long long)bytes,
+				   (unsigned long long)b->linked_count,
+				   (unsigned long long)b->linked_bytes);
+	*stays = count < b->linked_count;
+	return 0;
+}
+
+/* The blob files of base + e, into v. */
+static int blobs_build(struct vset *vs, const struct version *base,
+		       const struct version_edit *e, const char *what,
+		       struct version *v)
+{
+	size_t cap = (base ? base->n_blobs : 0) + e->n_blobs_added;
+	int rc = 0;
+	v->blobs = calloc(cap ? cap : 1, sizeof(*v->blobs));
+	if (!v->blobs)
+		return -ENOMEM;
+	for (size_t i = 0; i < e->n_blob_garbage; i++) {
+		uint64_t n = e->blob_garbage[i].number;
+		bool known = base && version_find_blob(base, n);
+		for (size_t j = 0; j < e->n_blobs_added && !known; j++)
+			known = e->blobs_added[j].number == n;
+		if (!known)
+			return LSM_CORRUPT("%s: garbage recorded for blob file "
+					   "%llu, which the store does not "
+					   "hold",
+					   what, (unsigned long long)n);
+	}
+	for (size_t i = 0; base && i < base->n_blobs && !rc; i++) {
+		struct blob_meta *b = base->blobs[i];
+		bool stays = false;
+		rc = blob_stays(b, garbage_of(e, b->number), what, &stays);
+		if (!rc && stays) {
+			blob_meta_ref(b);
+			v->blobs[v->n_blobs++] = b;
+		}
+	}
+	for (size_t i = 0; i < e->n_blobs_added && !rc; i++) {
+		struct blob_meta *b = e->blobs_added[i].b;
+		bool stays = false;
+		if (base && version_find_blob(base, b->number))
+			return LSM_CORRUPT("%s: blob file %llu added twice",
+					   what, (unsigned long long)b->number);
+		b->vset = vs;
+		rc = blob_stays(b, garbage_of(e, b->number), what, &stays);
+		if (!rc && stays) {
+			blob_meta_ref(b);
+			v->blobs[v->n_blobs++] = b;
+		}
+	}
+	if (!rc && v->n_blobs > 1)
+		qsort(v->blobs, v->n_blobs, sizeof(v->blobs[0]), cmp_blob);
+	return rc;
+}
+
+/* Counts e's garbage into the blob files of base and e (sign +1), or
+ * takes it back out (-1); with mark, files that leave are obsolete. */
+static void blobs_commit(const struct version *base,
+			 const struct version_edit *e, int sign, bool mark)
+{
+	for (size_t i = 0; i < e->n_blob_garbage; i++) {
+		const struct edit_blob *g = &e->blob_garbage[i];
+		struct blob_meta *b =
+			base ? version_find_blob(base, g->number) : NULL;
+		for (size_t j = 0; j < e->n_blobs_added && !b; j++)
+			if (e->blobs_added[j].number == g->number)
+				b = e->blobs_added[j].b;
+		if (!b)
+			continue; /* blobs_build refused the edit */
+		b->garbage_count += (uint64_t)sign * g->count;
+		b->garbage_bytes += (uint64_t)sign * g->bytes;
+		if (mark && b->garbage_count >= b->linked_count)
+			atomic_store_explicit(&b->obsolete, true,
+					      memory_order_release);
+	}
+	for (size_t j = 0; mark && j < e->n_blobs_added; j++) {
+		struct blob_meta *b = e->blobs_added[j].b;
+		atomic_store_explicit(&b->obsolete,
+				      b->garbage_count >= b->linked_count,
+				      memory_order_release);
+	}
+}
+
 /* base (may be NULL) + e -> *out. Files of e get f->vset = vs. */
 static int version_build(struct vset *vs, const struct version *base,
 			 const struct version_edit *e, const char *what,
@@ -149,6 +264,8 @@ static int version_build(struct vset *vs, const struct version *base,
 		e->added[i].f->vset = vs;
 		rc = level_push(v, e->added[i].level, e->added[i].f, cap);
 	}
+	if (!rc)
+		rc = blobs_build(vs, base, e, what, v);
 	if (!rc)
 		rc = version_finish(v, what);
 	if (rc) {
@@ -207,6 +324,17 @@ static int full_edit(const struct vset *vs, const struct version *v,
 			if (rc)
 				file_meta_unref(f);
 		}
+	for (size_t i = 0; v && i < v->n_blobs && !rc; i++) {
+		struct blob_meta *b = v->blobs[i];
+		blob_meta_ref(b);
+		rc = edit_add_blob(e, b);
+		if (rc)
+			blob_meta_unref(b);
+		else if (b->garbage_count)
+			rc = edit_add_blob_garbage(e, b->number,
+						   b->garbage_count,
+						   b->garbage_bytes);
+	}
 	for (size_t i = 0; i < vs->n_snaps && !rc; i++)
 		if (vs->snaps[i].seq <= max_snap_seq)
 			rc = edit_add_snap(e, &vs->snaps[i]);
@@ -522,8 +650,10 @@ int vset_recover(const struct vset_config *cfg, struct vset **out)
 			if (rc)
 				version_unref(v);
 		}
-		if (!rc)
+		if (!rc) {
 			snaps_commit(vs, &e, sn, n_sn);
+			blobs_commit(vs->current, &e, 1, false);
+		}
 		edit_release(&e);
 		if (rc)
 			goto out_close;
@@ -583,9 +713,9 @@ int vset_apply(struct vset *vs, struct version_edit *e)
 	rc = snaps_build(vs, e, what, &sn, &n_sn);
 	if (rc)
 		goto fail;
-	if (e->n_added) {
-		/* New SSTs' directory entries must be durable before the
-		 * manifest names them. */
+	if (e->n_added || e->n_blobs_added) {
+		/* New SSTs' and blob files' directory entries must be durable
+		 * before the manifest names them. */
 		rc = vs->cfg.env->ops->sync_dir(vs->cfg.env, vs->dir);
 		if (rc)
 			goto fail;
@@ -610,7 +740,9 @@ int vset_apply(struct vset *vs, struct version_edit *e)
 			if (e->snaps_added[i].id >= vs->next_snap_id)
 				vs->next_snap_id = e->snaps_added[i].id + 1;
 		vs->current = v;
+		blobs_commit(old, e, 1, false);
 		rc = vset_write_snapshot(vs);
+		blobs_commit(old, e, -1, false);
 		vs->current = old;
 		vs->snaps = old_sn;
 		vs->n_snaps = old_n;
@@ -651,6 +783,7 @@ int vset_apply(struct vset *vs, struct version_edit *e)
 	for (size_t i = 0; i < e->n_added; i++)
 		atomic_store_explicit(&e->added[i].f->obsolete, false,
 				      memory_order_release);
+	blobs_commit(vs->current, e, 1, true);
 	vset_install(vs, v);
 	if (vs->manifest_bytes > MANIFEST_ROLL_BYTES)
 		vset_write_snapshot(vs); /* failure: keep appending */

@@ -673,8 +673,10 @@ def test_open_file_in_deleted_snapshot_stays_usable(mnt_noattrcache):
 
 
 def _sst_bytes(store):
+    """Bytes of the tree's files: SSTs and blob files (file data)."""
     return sum(os.path.getsize(os.path.join(store, f))
-               for f in os.listdir(store) if f.endswith(".sst"))
+               for f in os.listdir(store)
+               if f.endswith(".sst") or f.endswith(".blob"))
 
 
 def test_deleted_snapshot_space_is_reclaimed(mnt):

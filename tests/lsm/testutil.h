@@ -135,10 +135,26 @@ static inline void test_apply_strategy(lsm_options *o)
 	}
 }
 
+/*
+ * LSM_TEST_BLOB=N (64 or more) stores every value of at least N bytes in
+ * blob files, and closes blob files at 1 MiB, so that the tests' values
+ * exercise key-value separation; unset: the default threshold (16 KiB),
+ * which the tests' small values never reach.
+ */
+static inline void test_apply_blob(lsm_options *o)
+{
+	const char *s = getenv("LSM_TEST_BLOB");
+	if (s == NULL || s[0] == '\0')
+		return;
+	o->blob_threshold = (size_t)strtoull(s, NULL, 10);
+	o->blob_file_size = 1u << 20;
+}
+
 static inline void test_options_init(lsm_options *o)
 {
 	lsm_options_init(o);
 	test_apply_strategy(o);
+	test_apply_blob(o);
 }
 #define lsm_options_init(o) test_options_init(o)
 

@@ -39,6 +39,9 @@ struct bench_config {
 	/* lsm only: 0 leveled, 1 tiered, 2 time-window (lsm_compaction_style);
 	 * the other engines always run their leveled default. */
 	int lsm_compaction;
+	/* lsm only: values of at least this many bytes go to blob files
+	 * (0: none); -1 keeps lsm's default. */
+	int64_t lsm_blob_threshold;
 };
 
 struct bench_err {

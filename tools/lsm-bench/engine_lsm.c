@@ -97,6 +97,8 @@ static int lsmb_open(const struct bench_config *cfg, const char *dir,
 	o.target_file_size = cfg->target_file_size;
 	o.max_bytes_for_level_base = cfg->max_bytes_for_level_base;
 	o.compaction_style = (lsm_compaction_style)cfg->lsm_compaction;
+	if (cfg->lsm_blob_threshold >= 0)
+		o.blob_threshold = (size_t)cfg->lsm_blob_threshold;
 
 	rc = lsm_open(dir, &o, &d->db);
 	if (rc) {

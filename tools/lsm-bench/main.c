@@ -372,6 +372,10 @@ static void print_help(void)
 	       "snappy instead of lz4/zstd)\n"
 	       "  --compaction=STYLE     lsm only: leveled, tiered or time "
 	       "[leveled]\n"
+	       "  --blob-threshold=S     lsm only: values of S bytes or more "
+	       "go to blob files,\n"
+	       "                         0 = keep every value in the tree "
+	       "[16K, lsm's default]\n"
 	       "  --write-buffer-size=S  memtable size [64M]\n"
 	       "  --cache-size=S         block cache [8M]\n"
 	       "  --bloom-bits=B         bloom filter bits per key, 0 = none "
@@ -447,6 +451,7 @@ static void parse_args(struct settings *s, int argc, char **argv)
 	s->seed = 301;
 	s->format = FMT_TEXT;
 	s->cfg.write_buffer_size = 64u << 20;
+	s->cfg.lsm_blob_threshold = -1;
 	s->cfg.cache_size = 8u << 20;
 	s->cfg.bloom_bits = 10;
 	s->cfg.compression = BENCH_COMPRESS_LZ4;
@@ -524,6 +529,13 @@ static void parse_args(struct settings *s, int argc, char **argv)
 				usage_error("--compaction: expected leveled, "
 					    "tiered or time, got '%s'",
 					    v);
+		} else if (strcmp(name, "--blob-threshold") == 0) {
+			uint64_t t = parse_size(name, v, 0, 256u << 20);
+			if (t != 0 && t < 64)
+				usage_error("--blob-threshold: 0 (off) or at "
+					    "least 64, got '%s'",
+					    v);
+			s->cfg.lsm_blob_threshold = (int64_t)t;
 		} else if (strcmp(name, "--write-buffer-size") == 0) {
 			s->cfg.write_buffer_size =
 				parse_size(name, v, 64u << 10, 1ull << 36);
@@ -1230,8 +1242,9 @@ static void print_header(const struct settings *s)
 	printf("%s%d run%s, engines interleaved per run; ops/s = median over "
 	       "runs; p50/p99 over every op of every run; seed %" PRIu64 "\n",
 	       li, s->runs, s->runs == 1 ? "" : "s", s->seed);
-	printf("%sW-amp = table bytes written (flush + compaction) / user "
-	       "bytes written to that DB so far, read at the end of the "
+	printf("%sW-amp = table bytes written (flush + compaction; lsm: and "
+	       "blob files) / user bytes written to that DB so far, read at "
+	       "the end of the "
 	       "workload; size = du of the DB directory then\n",
 	       li);
 	for (int i = 0; i < s->n_engines; i++) {
