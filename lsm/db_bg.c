@@ -455,6 +455,8 @@ static int run_compaction_locked(lsm_db *db, struct compaction *c)
 				STAT_ADD(db, tiered_full_merges, 1);
 			else if (c->kind == COMPACT_WINDOW)
 				STAT_ADD(db, window_merges, 1);
+			else if (c->kind == COMPACT_BLOB_GC)
+				STAT_ADD(db, blob_gc_compactions, 1);
 			STAT_ADD(db, compactions, 1);
 			STAT_ADD(db, compaction_bytes_read, in_bytes);
 			STAT_ADD(db, compaction_bytes_written,
@@ -563,7 +565,9 @@ static void *bg_main(void *arg)
 		if (compaction_allowed_locked(db) && !db->bg_error &&
 		    compact_pick_style(db->vs->current, &db->pick, wall_us(db),
 				       &c) == 0 &&
-		    c) {
+		    !c && db->n_compactions == 0)
+			db_blob_pick_gc_locked(db, &c);
+		if (c) {
 			int rc;
 			db->n_compactions++;
 			rc = run_compaction_locked(db, c);

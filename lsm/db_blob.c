@@ -128,6 +128,8 @@ static int separate_one(void *ctx, uint64_t seq, unsigned kind,
 		struct blob_ref ref;
 		uint8_t enc[BLOB_REF_MAX];
 		int rc = blobw_add(s->w, key, value, &ref);
+		if (!rc)
+			rc = blob_meta_extend(s->db->mem_blob, key);
 		if (rc)
 			return rc;
 		s->n_values++;
@@ -367,6 +369,8 @@ static int gc_kept(void *ctx, struct slice ukey, struct slice value,
 	if (rc)
 		return rc;
 	rc = blobw_add(g->out, ukey, slice_make(val, len), &nref);
+	if (!rc)
+		rc = blob_meta_extend(g->out_meta, ukey);
 	if (rc)
 		return rc;
 	g->out_meta->linked_count++;
@@ -432,6 +436,40 @@ void db_blob_gc_release(struct blob_gc *g, bool remove_outputs)
 	memset(g, 0, sizeof(*g));
 }
 
+int db_blob_pick_gc_locked(lsm_db *db, struct compaction **out)
+{
+	struct version *v = db->vs->current;
+	struct blob_meta *best = NULL;
+	struct slice lo, hi;
+	int rc;
+	*out = NULL;
+	for (size_t i = 0; i < v->n_blobs; i++) {
+		struct blob_meta *b = v->blobs[i];
+		if (b->gc_picked || !b->has_keys ||
+		    b->garbage_bytes * 100 <
+			    (uint64_t)db->opts.blob_gc_percent *
+				    b->linked_bytes)
+			continue;
+		/* the largest share of garbage first */
+		if (!best || b->garbage_bytes * best->linked_bytes >
+				     best->garbage_bytes * b->linked_bytes)
+			best = b;
+	}
+	if (!best)
+		return 0;
+	lo = slice_make(best->smallest, best->smallest_len);
+	hi = slice_make(best->largest, best->largest_len);
+	rc = compact_pick_range(v, &db->pick, &lo, &hi, out);
+	if (rc == -EAGAIN)
+		return 0; /* files busy: after the running compaction */
+	if (rc)
+		return rc;
+	best->gc_picked = true;
+	if (*out)
+		(*out)->kind = COMPACT_BLOB_GC;
+	return 0;
+}
+
 /* Garbage of whole SSTs dropped without a merge (the TTL): every blob
  * reference they hold. */
 int db_blob_files_garbage(lsm_db *db, struct file_meta **files, size_t n,
@@ -470,12 +508,10 @@ int db_blob_files_garbage(lsm_db *db, struct file_meta **files, size_t n,
 
 /* ---- recovery ---- */
 
-static int scan_nothing(void *ctx, struct slice key, const struct blob_ref *r)
+static int scan_keys(void *ctx, struct slice key, const struct blob_ref *r)
 {
-	(void)ctx;
-	(void)key;
 	(void)r;
-	return 0;
+	return blob_meta_extend(ctx, key);
 }
 
 int db_blob_recover_scan(lsm_db *db, char **names, size_t n_names,
@@ -495,10 +531,14 @@ int db_blob_recover_scan(lsm_db *db, char **names, size_t n_names,
 			continue;
 		/* A memtable's file: its WAL is about to be replayed (or it
 		 * is a leftover, removed after recovery). */
-		rc = blob_scan(db->env, db->dir, num, scan_nothing, NULL,
-			       &valid);
-		if (rc < 0 && rc != LSM_E_CORRUPT)
+		b = blob_meta_new(num, 0);
+		if (!b)
+			return -ENOMEM;
+		rc = blob_scan(db->env, db->dir, num, scan_keys, b, &valid);
+		if (rc < 0 && rc != LSM_E_CORRUPT) {
+			blob_meta_unref(b);
 			return rc;
+		}
 		if (rc != 0)
 			db_log(db,
 			       "%06llu.blob: valid up to offset %llu (%s); "
@@ -509,12 +549,10 @@ int db_blob_recover_scan(lsm_db *db, char **names, size_t n_names,
 			       rc == 1 ? "torn tail" : "bad header");
 		if (rc == LSM_E_CORRUPT)
 			valid = 0;
-		b = blob_meta_new(num, valid);
+		b->size = valid;
 		a = realloc(db->rec_blobs, (db->n_rec_blobs + 1) * sizeof(*a));
-		if (!b || !a) {
-			free(b);
-			if (a)
-				db->rec_blobs = a;
+		if (!a) {
+			blob_meta_unref(b);
 			return -ENOMEM;
 		}
 		db->rec_blobs = a;

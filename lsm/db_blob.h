@@ -65,6 +65,10 @@ int db_blob_gc_finish(struct blob_gc *g);
 /* Records the garbage and the new blob files in e. */
 int db_blob_gc_edit(struct blob_gc *g, struct version_edit *e);
 void db_blob_gc_release(struct blob_gc *g, bool remove_outputs);
+/* When nothing else needs compacting: a compaction of the key range of
+ * the blob file with the most garbage past blob_gc_percent, which passes
+ * (and so moves) every live reference into it. Once per file. Mu held. */
+int db_blob_pick_gc_locked(lsm_db *db, struct compaction **out);
 /* Records as garbage every reference in files dropped whole. */
 int db_blob_files_garbage(lsm_db *db, struct file_meta **files, size_t n,
 			  struct version_edit *e);

@@ -40,7 +40,8 @@
 	X(blob_bytes_written, "bytes appended to blob files by writes")     \
 	X(blob_reads, "values read from blob files")                        \
 	X(blob_gc_bytes, "bytes of live values moved by compaction")        \
-	X(blob_files_dropped, "blob files dropped as all garbage")
+	X(blob_files_dropped, "blob files dropped as all garbage")          \
+	X(blob_gc_compactions, "compactions run to empty a blob file")
 
 struct lsm_stats {
 #define X(name, doc) _Atomic uint64_t name;

@@ -41,6 +41,7 @@ enum compact_kind {
 	COMPACT_TIERED,      /* runs of similar size, or too many runs */
 	COMPACT_TIERED_FULL, /* space-amplification bound: all runs */
 	COMPACT_WINDOW,      /* files of one time window */
+	COMPACT_BLOB_GC,     /* the key range of a blob file full of garbage */
 };
 
 /*

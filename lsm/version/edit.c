@@ -31,7 +31,7 @@ enum edit_tag {
 	TAG_SNAPSHOT_DELETE = 8, /* id */
 	TAG_NEXT_SNAPSHOT_ID = 9,
 	TAG_COMPACTION_STYLE = 10, /* lsm_compaction_style */
-	TAG_BLOB_FILE = 11,    /* number, size, linked count, linked bytes */
+	TAG_BLOB_FILE = 11,    /* number, size, linked count and bytes, keys */
 	TAG_BLOB_GARBAGE = 12, /* number, count, bytes */
 };
 
@@ -246,6 +246,8 @@ int edit_encode(const struct version_edit *e, uint8_t **buf, size_t *len)
 		ob_varint(&b, bm->size);
 		ob_varint(&b, e->blobs_added[i].count);
 		ob_varint(&b, e->blobs_added[i].bytes);
+		ob_bytes(&b, bm->smallest, bm->has_keys ? bm->smallest_len : 0);
+		ob_bytes(&b, bm->largest, bm->has_keys ? bm->largest_len : 0);
 	}
 	for (size_t i = 0; i < e->n_blob_garbage; i++) {
 		ob_varint(&b, TAG_BLOB_GARBAGE);
@@ -372,13 +374,17 @@ static int dec_new_file(struct dec *d, struct version_edit *e)
 static int dec_blob(struct dec *d, struct version_edit *e, bool garbage)
 {
 	uint64_t number = 0, size = 0, count = 0, bytes = 0;
+	struct slice sm = {NULL, 0}, lg = {NULL, 0};
 	int rc;
 	if ((rc = dec_varint(d, &number, "blob file number")) ||
 	    (!garbage && (rc = dec_varint(d, &size, "blob file size"))) ||
 	    (rc = dec_varint(d, &count, "blob count")) ||
-	    (rc = dec_varint(d, &bytes, "blob bytes")))
+	    (rc = dec_varint(d, &bytes, "blob bytes")) ||
+	    (!garbage && (rc = dec_bytes(d, &sm, "blob smallest key"))) ||
+	    (!garbage && (rc = dec_bytes(d, &lg, "blob largest key"))))
 		return rc;
-	if (number == 0 || (!garbage && bytes > size))
+	if (number == 0 || (!garbage && bytes > size) ||
+	    (!garbage && count && slice_cmp(sm, lg) > 0))
 		return LSM_CORRUPT("%s: record at offset %llu: blob file %llu "
 				   "has impossible counts",
 				   d->path, (unsigned long long)d->off,
@@ -390,7 +396,11 @@ static int dec_blob(struct dec *d, struct version_edit *e, bool garbage)
 		return -ENOMEM;
 	b->linked_count = count;
 	b->linked_bytes = bytes;
-	rc = edit_add_blob(e, b);
+	rc = count ? blob_meta_extend(b, sm) : 0;
+	if (!rc && count)
+		rc = blob_meta_extend(b, lg);
+	if (!rc)
+		rc = edit_add_blob(e, b);
 	if (rc)
 		blob_meta_unref(b);
 	return rc;

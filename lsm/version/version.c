@@ -153,7 +153,36 @@ void blob_meta_unref(struct blob_meta *b)
 		/* A failure leaves an orphan that the next open removes. */
 		vs->cfg.env->ops->remove_file(vs->cfg.env, path);
 	}
+	free(b->smallest);
+	free(b->largest);
 	free(b);
+}
+
+static int set_key(uint8_t **p, size_t *len, struct slice key)
+{
+	uint8_t *n = malloc(key.len ? key.len : 1);
+	if (!n)
+		return -ENOMEM;
+	if (key.len)
+		memcpy(n, key.p, key.len);
+	free(*p);
+	*p = n;
+	*len = key.len;
+	return 0;
+}
+
+int blob_meta_extend(struct blob_meta *b, struct slice key)
+{
+	int rc = 0;
+	if (!b->has_keys ||
+	    slice_cmp(key, slice_make(b->smallest, b->smallest_len)) < 0)
+		rc = set_key(&b->smallest, &b->smallest_len, key);
+	if (!rc && (!b->has_keys ||
+		    slice_cmp(key, slice_make(b->largest, b->largest_len)) > 0))
+		rc = set_key(&b->largest, &b->largest_len, key);
+	if (!rc)
+		b->has_keys = true;
+	return rc;
 }
 
 struct blob_meta *version_find_blob(const struct version *v, uint64_t number)

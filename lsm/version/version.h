@@ -89,10 +89,18 @@ struct blob_meta {
 	/* false while it names the file a memtable would write its large
 	 * values to, before the first one came (there is no file yet) */
 	bool has_file;
+	/* The user keys its values were written under span [smallest,
+	 * largest]: a compaction of that range passes every reference. */
+	uint8_t *smallest, *largest;
+	size_t smallest_len, largest_len;
+	bool has_keys;
+	bool gc_picked; /* a garbage-collecting compaction ran for it (mu) */
 	struct vset *vset;
 };
 
 struct blob_meta *blob_meta_new(uint64_t number, uint64_t size);
+/* Widens b's key range to take in key (before b is shared). */
+int blob_meta_extend(struct blob_meta *b, struct slice key);
 void blob_meta_ref(struct blob_meta *b);
 void blob_meta_unref(struct blob_meta *b);
 

@@ -310,6 +310,56 @@ static void test_relocation(void **state)
 	remove_test_dir(dir);
 }
 
+/* A file past blob_gc_percent whose live references sit where no
+ * compaction goes: a background compaction of its key range moves them,
+ * and the file goes. */
+static void test_gc_by_range(void **state)
+{
+	char dir[256], first[512];
+	static uint8_t v[BIG];
+	lsm_options o;
+	lsm_db *db;
+	(void)state;
+	make_test_dir(dir, sizeof(dir), "blobrange");
+	opts_blob(&o);
+	o.blob_gc_percent = 50;
+	assert_int_equal(lsm_open(dir, &o, &db), 0);
+	for (unsigned i = 0; i < 150; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "%c%04u", i < 100 ? 'a' : 'z', i);
+		memset(v, (int)i, BIG);
+		assert_int_equal(lsm_put(db, k, 5, v, BIG, 0), 0);
+	}
+	assert_int_equal(lsm_flush(db), 0);
+	assert_int_equal(lsm_compact_range(db, NULL, 0, NULL, 0), 0);
+	first_blob_file(dir, first, sizeof(first));
+	/* Two thirds of its values die; the compaction that drops them
+	 * finds the file still clean, so nothing moves yet. */
+	assert_int_equal(lsm_delete_range(db, "a", 1, "b", 1, 0), 0);
+	assert_int_equal(lsm_flush(db), 0);
+	assert_int_equal(lsm_compact_range(db, "a", 1, "b", 1), 0);
+	/* The background thread takes it from here (it may have already). */
+	assert_true(prop(db, "lsm.blob-garbage-bytes") >= 100ull * BIG ||
+		    prop(db, "lsm.blob-gc-compactions") == 1);
+	for (int t = 0; t < 2000 && access(first, F_OK) == 0; t++)
+		usleep(10000);
+	assert_int_equal(access(first, F_OK), -1);
+	assert_int_equal(prop(db, "lsm.blob-gc-compactions"), 1);
+	assert_int_equal(prop(db, "lsm.blob-garbage-bytes"), 0);
+	for (unsigned i = 100; i < 150; i++) {
+		char k[16];
+		void *got;
+		size_t vl;
+		snprintf(k, sizeof(k), "z%04u", i);
+		assert_int_equal(lsm_get(db, NULL, k, 5, &got, &vl), 0);
+		assert_int_equal(vl, BIG);
+		assert_int_equal(((uint8_t *)got)[BIG - 1], (uint8_t)i);
+		free(got);
+	}
+	assert_int_equal(lsm_close(db), 0);
+	remove_test_dir(dir);
+}
+
 static void test_checkpoint_and_read_only(void **state)
 {
 	char dir[256], cp[300];
@@ -690,6 +740,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_and_reopen),
 		cmocka_unit_test(test_garbage_and_snapshot),
 		cmocka_unit_test(test_relocation),
+		cmocka_unit_test(test_gc_by_range),
 		cmocka_unit_test(test_checkpoint_and_read_only),
 		cmocka_unit_test(test_damage),
 		cmocka_unit_test(test_lost_blob_tail),
