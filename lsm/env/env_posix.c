@@ -4,7 +4,17 @@
  * Write files buffer appends in user space (64 KiB) because the WAL and the
  * SST builder append many small pieces; one write(2) per piece would cost a
  * system call each. Appends at least as large as the buffer skip it and go
- * straight to write(2) once the buffer is drained. Read files use pread(2)
+ * straight to write(2) once the buffer is drained.
+ *
+ * Reserved space (wfile_reserve: the WALs) is written through a shared
+ * memory mapping instead, one 1 MiB window at a time: an append is a
+ * memcpy into the page cache, with no system call, and is as safe against
+ * a killed process as a write(2) (the page cache, not the process, holds
+ * it); fdatasync writes mapped pages back like written ones. The space is
+ * allocated (fallocate) before it is mapped, so a store into the mapping
+ * never needs a block the disk might not have, and the file is never
+ * shorter than the mapped bytes written (no SIGBUS), until trim cuts the
+ * unused part, after unmapping. Read files use pread(2)
  * only, so one env_rfile can serve any number of threads at once.
  *
  * The store lock is an open-file-description lock (F_OFD_SETLK): unlike a
@@ -34,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -41,13 +52,19 @@
 
 #define POSIX_WBUF_CAP ((size_t)64 * 1024)
 
+#define POSIX_MAP_WINDOW ((uint64_t)1 << 20)
+
 struct posix_wfile {
 	struct env_file_base base;
 	int fd;
 	char *path;
 	uint8_t *buf;
 	size_t buf_len;
-	uint64_t size; /* bytes appended (written + buffered) */
+	uint64_t size;     /* bytes appended (written + buffered) */
+	uint64_t reserved; /* allocated size from wfile_reserve, else 0 */
+	uint8_t *map;      /* POSIX_MAP_WINDOW bytes at file offset map_off */
+	uint64_t map_off;
+	bool no_map; /* mmap failed once: plain writes from then on */
 };
 
 struct posix_rfile {
@@ -71,11 +88,13 @@ static int sys_err(int err, const char *op, const char *path)
 
 /* Writes all of buf, retrying on EINTR and short writes. On failure,
  * *n_done says how much was written before the error. */
-static int write_all(int fd, const uint8_t *buf, size_t len, size_t *n_done)
+static int write_all(int fd, const uint8_t *buf, size_t len, uint64_t off,
+		     size_t *n_done)
 {
 	size_t done = 0;
 	while (done < len) {
-		ssize_t n = write(fd, buf + done, len - done);
+		ssize_t n =
+			pwrite(fd, buf + done, len - done, (off_t)(off + done));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -98,7 +117,7 @@ static int pw_flush_buf(struct posix_wfile *f)
 	int rc;
 	if (f->buf_len == 0)
 		return 0;
-	rc = write_all(f->fd, f->buf, f->buf_len, &done);
+	rc = write_all(f->fd, f->buf, f->buf_len, f->size - f->buf_len, &done);
 	if (done > 0 && done < f->buf_len)
 		memmove(f->buf, f->buf + done, f->buf_len - done);
 	f->buf_len -= done;
@@ -122,7 +141,8 @@ static int posix_new_wfile(lsm_env *env, const char *path,
 		free(f);
 		return lsm_err(-ENOMEM, "open %s: out of memory", path);
 	}
-	f->fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+	/* read-write: a reserved file is written through a mapping */
+	f->fd = open(path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0644);
 	if (f->fd < 0) {
 		int rc = sys_err(errno, "open", path);
 		free(f->buf);
@@ -134,12 +154,64 @@ static int posix_new_wfile(lsm_env *env, const char *path,
 	return 0;
 }
 
+static void pw_unmap(struct posix_wfile *f)
+{
+	if (f->map)
+		munmap(f->map, POSIX_MAP_WINDOW);
+	f->map = NULL;
+}
+
+/* Appends through the mapping when all of it lies in the reserved space
+ * and nothing is buffered. false: use the buffer and write(2). */
+static bool pw_map_append(struct posix_wfile *f, const uint8_t *p, size_t len)
+{
+	if (f->no_map || f->buf_len || f->size + len > f->reserved)
+		return false;
+	while (len) {
+		uint64_t off = f->size, win = off & ~(POSIX_MAP_WINDOW - 1);
+		if (!f->map || f->map_off != win) {
+			void *m;
+			pw_unmap(f);
+			m = mmap(NULL, POSIX_MAP_WINDOW, PROT_READ | PROT_WRITE,
+				 MAP_SHARED, f->fd, (off_t)win);
+			if (m == MAP_FAILED) {
+				f->no_map = true; /* the rest by write(2) */
+				return len == 0;
+			}
+			f->map = m;
+			f->map_off = win;
+		}
+		size_t n = (size_t)(win + POSIX_MAP_WINDOW - off);
+		if (n > len)
+			n = len;
+		memcpy(f->map + (off - win), p, n);
+		f->size += n;
+		p += n;
+		len -= n;
+	}
+	return true;
+}
+
 static int posix_wfile_append(struct env_wfile *wf, const void *data,
 			      size_t len)
 {
 	struct posix_wfile *f = (struct posix_wfile *)wf;
 	const uint8_t *p = data;
 	int rc;
+
+	if (f->reserved && !f->no_map) {
+		uint64_t before = f->size;
+		if (f->size + len <= f->reserved && f->buf_len) {
+			rc = pw_flush_buf(f);
+			if (rc < 0)
+				return rc;
+		}
+		if (pw_map_append(f, p, len))
+			return 0;
+		/* a part may have gone through the mapping */
+		p += f->size - before;
+		len -= (size_t)(f->size - before);
+	}
 
 	if (len <= POSIX_WBUF_CAP - f->buf_len) {
 		if (len)
@@ -158,7 +230,7 @@ static int posix_wfile_append(struct env_wfile *wf, const void *data,
 		return 0;
 	}
 	size_t done = 0;
-	rc = write_all(f->fd, p, len, &done);
+	rc = write_all(f->fd, p, len, f->size, &done);
 	if (rc < 0) {
 		/* The file now holds a partial append: the handle is no
 		 * longer trustworthy, but `size` stays what the file holds. */
@@ -193,6 +265,8 @@ static int posix_wfile_reserve(struct env_wfile *wf, uint64_t len)
 		return rc;
 	if (fallocate(f->fd, 0, 0, (off_t)len) < 0)
 		return sys_err(errno, "fallocate", f->path);
+	if (len > f->reserved)
+		f->reserved = len;
 	return 0;
 }
 
@@ -202,6 +276,8 @@ static int posix_wfile_trim(struct env_wfile *wf)
 	int rc = pw_flush_buf(f);
 	if (rc < 0)
 		return rc;
+	pw_unmap(f); /* no store may land past the new end */
+	f->reserved = 0;
 	if (ftruncate(f->fd, (off_t)f->size) < 0)
 		return sys_err(errno, "ftruncate", f->path);
 	if (fsync(f->fd) < 0)
@@ -213,6 +289,7 @@ static int posix_wfile_close(struct env_wfile *wf)
 {
 	struct posix_wfile *f = (struct posix_wfile *)wf;
 	int rc = pw_flush_buf(f);
+	pw_unmap(f);
 	if (close(f->fd) < 0 && rc == 0)
 		rc = sys_err(errno, "close", f->path);
 	free(f->buf);
