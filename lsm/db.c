@@ -294,8 +294,25 @@ static int replay_wal(struct replay *rp, uint64_t number, uint64_t limit,
 		}
 	}
 	if (rc == 0 && blob_torn) {
-		/* Like a torn tail: fine unless acknowledged writes follow. */
-		if (later_has_data || (limit != UINT64_MAX && torn_at < limit))
+		/* Like a torn tail: fine unless acknowledged writes follow,
+		 * or the WAL ends cleanly (trimmed), which it does only after
+		 * its blob file was synced: then the value is damaged. */
+		struct slice rest;
+		uint64_t rest_off;
+		int more;
+		while ((more = walr_next(r, &rest, &rest_off)) == 1)
+			;
+		if (more < 0) {
+			walr_close(r);
+			return more;
+		}
+		if (!walr_torn(r, NULL))
+			rc = LSM_CORRUPT("%s: record at offset %llu refers to "
+					 "a blob value that is damaged or "
+					 "missing, in a WAL closed cleanly",
+					 path, (unsigned long long)torn_at);
+		else if (later_has_data ||
+			 (limit != UINT64_MAX && torn_at < limit))
 			rc = LSM_CORRUPT("%s: record at offset %llu refers to "
 					 "a blob value that is missing, but "
 					 "later records were acknowledged",
