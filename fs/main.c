@@ -253,6 +253,9 @@ static int store_open(struct lsmfs *fs, const struct lsmfs_opts *o)
 	}
 	lsm_options_init(&lo);
 	lo.create_if_missing = create;
+	/* Full data blocks go to blob files: written once, never moved by
+	 * compaction (metadata rows stay in the tree). */
+	lo.blob_threshold = FS_BLOCK_SIZE;
 	rc = lsm_open(o->store, &lo, &fs->db);
 	if (rc)
 		return open_fail(o->store, rc);

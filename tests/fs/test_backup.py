@@ -6,7 +6,9 @@ restore`, and the restored store is mounted with lsmfs and compared with
 the tree recorded when the snapshot was taken (and with
 /.snapshots/NAME when the daemon has that directory). The backup
 directory's format is docs/BACKUP-FORMAT.md; a few tests read a record
-with the small decoder below to know which SSTs it names.
+with the small decoder below to know which SSTs and blob files it names.
+The daemon keeps full 4096-byte data blocks in the engine's blob files, so
+every tree here with a file of a block or more backs up blob files too.
 
 LSMFS_TEST_BIG_MB (default 1024) sizes the incremental-backup tree; use
 ~128 under AddressSanitizer.
@@ -99,10 +101,16 @@ class Restored:
             rc, self.m.log())
 
 
+REC_BLOBS = 0x1  # incompatible feature: a blob file list follows the SSTs
+
+
 def read_record(path):
-    """(name, identity, [(number, size, xxh3)]) of a backup record."""
+    """(name, identity, [(number, size, xxh3)] of SSTs, the same of blob
+    files, incompatible feature bits) of a backup record."""
     b = read_file(path)
     assert b[:8] == b"LSMFSBAK"
+    version, incompat = struct.unpack_from("<II", b, 8)
+    assert version == 1
     off = 20 + 40
     ident = b[off:off + 32].decode()
     off += 32
@@ -112,7 +120,21 @@ def read_record(path):
     (n,) = struct.unpack_from("<I", b, off)
     off += 4
     ssts = [struct.unpack_from("<QQQ", b, off + 24 * i) for i in range(n)]
-    return name, ident, ssts
+    off += 24 * n
+    blobs = []
+    if incompat & REC_BLOBS:
+        (n,) = struct.unpack_from("<I", b, off)
+        off += 4
+        blobs = [struct.unpack_from("<QQQ", b, off + 24 * i)
+                 for i in range(n)]
+    return name, ident, ssts, blobs, incompat
+
+
+def used_files(rec):
+    """DEST's sst/ files (as sst_files names them) a decoded record uses."""
+    _, ident, ssts, blobs, _ = rec
+    return ({"%s/%06d.sst" % (ident, num) for num, _, _ in ssts} |
+            {"%s/%06d.blob" % (ident, num) for num, _, _ in blobs})
 
 
 def records(dest):
@@ -121,12 +143,15 @@ def records(dest):
             for f in sorted(os.listdir(d)) if f.endswith(".rec")}
 
 
-def sst_files(dest):
+def sst_files(dest, suffix=""):
+    """Every file under DEST/sst/ ("IDENTITY/NAME"): SSTs and blob files,
+    or only those whose name ends with suffix."""
     out = set()
     top = os.path.join(dest, "sst")
     for ident in os.listdir(top):
         for f in os.listdir(os.path.join(top, ident)):
-            out.add("%s/%s" % (ident, f))
+            if f.endswith(suffix):
+                out.add("%s/%s" % (ident, f))
     return out
 
 
@@ -362,7 +387,7 @@ def test_verify_finds_flipped_bytes(mnt):
     os.mkdir(out)
     # A flipped byte in an SST: named by verify; restore refuses and
     # creates nothing.
-    sst = sorted(sst_files(dest))[0]
+    sst = sorted(sst_files(dest, ".sst"))[0]
     path = os.path.join(dest, "sst", sst)
     flip_byte(path, os.path.getsize(path) // 2)
     r = ctl("verify", dest, check=False)
@@ -465,8 +490,7 @@ def test_prune_keeps_what_kept_backups_need(mnt):
         take_snapshot(mnt, name)
         backup(mnt, name, dest)
     recs = {n: read_record(p) for n, p in records(dest).items()}
-    used = {n: {"%s/%06d.sst" % (ident, num) for num, _, _ in ssts}
-            for n, (_, ident, ssts) in recs.items()}
+    used = {n: used_files(rec) for n, rec in recs.items()}
     assert sst_files(dest) == used["p1"] | used["p2"] | used["p3"]
     assert used["p1"] - used["p2"] - used["p3"], "p1 has no unique files"
     r = ctl("backup", "prune", dest, "--keep", "2")
@@ -526,7 +550,7 @@ def test_reuse_checks_the_file_tail(mnt):
     and number) stops the backup instead of being named again."""
     dest, _ = _small_backup(mnt, "s1")
     take_snapshot(mnt, "s2")
-    ssts = sorted(sst_files(dest))
+    ssts = sorted(sst_files(dest, ".sst"))
     path = os.path.join(dest, "sst", ssts[0])
     flip_byte(path, os.path.getsize(path) - 10)
     before = records(dest)
@@ -535,3 +559,134 @@ def test_reuse_checks_the_file_tail(mnt):
     assert "differs from SST" in r.err and r.err.count("\n") == 1, r.err
     assert records(dest) == before
     no_checkpoints_left(mnt)
+
+
+# --- blob files ------------------------------------------------------------
+
+def _blob_tree(root, seed, n=8):
+    """Files of several 4 KiB blocks: their full blocks live in blob files."""
+    rnd = random.Random(seed)
+    os.makedirs(os.path.join(root, "blobs"), exist_ok=True)
+    for i in range(n):
+        write_file(os.path.join(root, "blobs", "f%d" % i),
+                   rnd.randbytes((i + 1) * 50_000 + 123))
+
+
+def _dest_file(dest, ident, num, suffix):
+    return os.path.join(dest, "sst", ident, "%06d.%s" % (num, suffix))
+
+
+def test_blob_files_backup_restore_verify_prune(mnt):
+    _blob_tree(mnt.path, 1)
+    t1 = recorded_tree(mnt)
+    take_snapshot(mnt, "b1")
+    take_snapshot(mnt, "b1-again")  # the same files, nothing written since
+    dest = os.path.join(mnt.base, "dest")
+    backup(mnt, "b1", dest)
+    rec1 = read_record(records(dest)["b1"])
+    _, ident, ssts, blobs, incompat = rec1
+    assert incompat == REC_BLOBS and blobs, rec1
+    assert sum(size for _, size, _ in blobs) > 1_500_000
+    for num, size, _ in blobs:
+        path = _dest_file(dest, ident, num, "blob")
+        assert os.path.getsize(path) == size
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o400
+        assert read_file(path)[:8] == b"LSMBLOB1"
+    assert sst_files(dest) == used_files(rec1)
+    assert "ok" in ctl("verify", dest).out
+
+    # Restore: the blob files are placed beside the SSTs, the values read
+    # through them; the new store keeps full blocks in blob files too.
+    rs = Restored(dest, "b1")
+    assert any(f.endswith(".blob") for f in os.listdir(rs.m.store))
+    with rs as rm:
+        check_restored(rm, t1, mnt, "b1")
+
+    # Reuse is checked against the file's tail for blob files as for SSTs.
+    num0 = blobs[0][0]
+    path0 = _dest_file(dest, ident, num0, "blob")
+    flip_byte(path0, os.path.getsize(path0) - 3)
+    r = backup(mnt, "b1-again", dest, check=False)
+    assert r.returncode == 2, r.err
+    assert "differs from blob file %06d.blob" % num0 in r.err, r.err
+    assert set(records(dest)) == {"b1"}
+    flip_byte(path0, os.path.getsize(path0) - 3)
+    n_copied, b_copied, n_reused, b_reused = summary(
+        backup(mnt, "b1-again", dest))
+    rec1b = read_record(records(dest)["b1-again"])
+    assert rec1b[3] == blobs, "the same blob files, reused"
+    assert n_reused >= len(blobs)
+    assert b_copied < 200_000, "blob files copied again: %d" % b_copied
+
+    # A flipped byte in a backed-up blob file: verify names it, restore
+    # refuses and creates nothing.
+    num1, size1, _ = blobs[-1]
+    path1 = _dest_file(dest, ident, num1, "blob")
+    rel1 = os.path.relpath(path1, os.path.join(dest, "sst"))
+    flip_byte(path1, size1 // 2)
+    r = ctl("verify", dest, check=False)
+    assert r.returncode == 1
+    assert rel1 in r.err and "checksum mismatch" in r.err, r.err
+    out = os.path.join(mnt.base, "out")
+    os.mkdir(out)
+    r = ctl("restore", dest, "b1", os.path.join(out, "new"), check=False)
+    assert r.returncode == 2 and "failed verification" in r.err
+    assert listing(out) == []
+    flip_byte(path1, size1 // 2)
+    # A missing one.
+    os.rename(path1, path1 + ".away")
+    r = ctl("verify", dest, "b1", check=False)
+    assert r.returncode == 1 and rel1 in r.err and "missing" in r.err
+    os.rename(path1 + ".away", path1)
+    assert ctl("verify", dest).returncode == 0
+
+    # Changes: a file deleted and a new one. The next backup copies the
+    # new blob files and reuses the old ones it still needs. (Not a
+    # rewrite in place: the daemon's stored mtime of a file reopened with
+    # O_TRUNC differs from the one stat shows until remount.)
+    os.unlink(mnt.p("blobs", "f0"))
+    write_file(mnt.p("blobs", "new"), random.Random(3).randbytes(300_000))
+    t2 = recorded_tree(mnt)
+    take_snapshot(mnt, "b2")
+    n_copied, b_copied, n_reused, b_reused = summary(backup(mnt, "b2", dest))
+    rec2 = read_record(records(dest)["b2"])
+    old_blobs = {num for num, _, _ in blobs}
+    new_blobs = {num for num, _, _ in rec2[3]}
+    assert new_blobs - old_blobs, "no new blob file for the new data"
+    assert new_blobs & old_blobs, "no blob file reused"
+    assert b_copied >= 300_000 and b_reused >= 1_000_000
+    assert ctl("verify", dest).returncode == 0
+    with Restored(dest, "b2") as rm:
+        check_restored(rm, t2, mnt, "b2")
+
+    # Prune: blob files only the pruned backups use go, the rest stay.
+    ctl("backup", "prune", dest, "--keep", "1")
+    assert set(records(dest)) == {"b2"}
+    assert sst_files(dest) == used_files(rec2)
+    assert ctl("verify", dest).returncode == 0
+    no_checkpoints_left(mnt)
+
+
+def test_backup_without_blob_files_keeps_the_old_record_layout(mnt):
+    """Small files only (no full block): no blob file, and the record is
+    exactly what lsmfsctl wrote before blob files (feature bits 0, no
+    blob list), so older lsmfsctl versions still read it."""
+    os.mkdir(mnt.p("small"))
+    for i in range(50):
+        write_file(mnt.p("small", "f%02d" % i), bytes([i]) * (i * 40))
+    expect = recorded_tree(mnt)
+    take_snapshot(mnt, "s")
+    dest = os.path.join(mnt.base, "dest")
+    backup(mnt, "s", dest)
+    path = records(dest)["s"]
+    name, ident, ssts, blobs, incompat = read_record(path)
+    assert incompat == 0 and blobs == [] and ssts
+    assert sst_files(dest, ".blob") == set()
+    # The SST list is followed directly by the meta file count.
+    b = read_file(path)
+    off = 20 + 40 + 32 + 2 + len(name) + 4 + 24 * len(ssts)
+    (n_meta,) = struct.unpack_from("<I", b, off)
+    assert 1 <= n_meta <= 64
+    assert ctl("verify", dest).returncode == 0
+    with Restored(dest, "s") as rm:
+        check_restored(rm, expect, mnt, "s")

@@ -10,10 +10,16 @@
  *     every data block), filter parameters, range tombstones, entries;
  *   - WAL: every record (offset, length) and the batch or marker in it,
  *     then how the log ends (clean end, torn tail);
- *   - MANIFEST: every version edit with all of its fields;
+ *   - MANIFEST: every version edit with all of its fields (blob files
+ *     and blob garbage included);
+ *   - blob file: its header, every record (offsets, key, value length,
+ *     checksum ok/BAD), then how the file ends (clean, torn, corrupt);
  *   - CURRENT: the manifest it names;
  *   - a store directory: a summary (levels and files from the manifest,
- *     WALs, files the manifest names that are missing).
+ *     live blob files with their linked and garbage figures, WALs, files
+ *     the manifest names that are missing).
+ * Entries of kind BLOB (in SSTs and WALs) print their reference decoded:
+ * blob file, value offset, length and checksum.
  *
  * Invariants:
  *  1. Nothing is ever written: files are opened read-only through the
@@ -23,12 +29,15 @@
  *     length and checksum, and whatever they refuse ends the dump with one
  *     line on stderr naming the file and offset and exit status 1. A torn
  *     log tail is not damage (recovery ignores it): it is printed on
- *     stdout and the exit status stays 0.
+ *     stdout and the exit status stays 0. The same holds for blob files:
+ *     a torn last record is printed and is not an error; a record whose
+ *     checksum fails, or bytes that are no record, are damage.
  *  3. Bad usage prints the usage text on stderr and exits with status 2.
  *
  * Thread-safety: single-threaded program.
  */
 #include "batch.h"
+#include "blob/blob.h"
 #include "env/env.h"
 #include "sst/block.h"
 #include "sst/bloom.h"
@@ -46,6 +55,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,29 +64,40 @@
 
 #define VALUE_SHOW_MAX 64 /* value bytes shown unless --full */
 
-enum kind { KIND_NONE, KIND_SST, KIND_WAL, KIND_MANIFEST, KIND_CURRENT };
+enum kind {
+	KIND_NONE,
+	KIND_SST,
+	KIND_WAL,
+	KIND_MANIFEST,
+	KIND_CURRENT,
+	KIND_BLOB
+};
 
 struct dump_opts {
 	enum kind kind;
 	bool is_keys_only;
 	bool is_hex;
 	bool is_full;
-	uint64_t limit; /* entries (SST, WAL) or edits (MANIFEST); 0 = all */
+	/* Entries (SST, WAL), records (blob file) or edits (MANIFEST) to
+	 * print; 0 = all. */
+	uint64_t limit;
 };
 
 static void usage(FILE *f)
 {
 	fputs("usage: lsm-dump [options] FILE|STOREDIR\n"
-	      "  FILE kind from its name: *.sst, *.log, MANIFEST-*, CURRENT;\n"
-	      "  a directory prints a summary of the store in it.\n"
+	      "  FILE kind from its name: *.sst, *.log, *.blob, MANIFEST-*,\n"
+	      "  CURRENT; a directory prints a summary of the store in it.\n"
 	      "options:\n"
-	      "  --kind sst|wal|manifest|current  force the kind of FILE\n"
+	      "  --kind sst|wal|manifest|current|blob  force the kind of FILE\n"
 	      "  --keys-only   do not print values\n"
-	      "  --limit N     print at most N entries (MANIFEST: edits)\n"
+	      "  --limit N     print at most N entries (MANIFEST: edits; blob\n"
+	      "                file: records)\n"
 	      "  --hex         print keys and values as hex\n"
 	      "  --full        do not truncate values to 64 bytes\n"
 	      "  --help        this text\n"
-	      "exit status: 0 ok (a torn log tail is ok), 1 damaged or "
+	      "exit status: 0 ok (a torn log or blob file tail is ok), 1 "
+	      "damaged or "
 	      "unreadable file, 2 bad usage\n",
 	      f);
 }
@@ -134,6 +155,8 @@ static const char *kind_name(unsigned kind)
 		return "PUT";
 	case IKEY_RANGE_DELETE:
 		return "RANGE_DEL";
+	case IKEY_BLOB:
+		return "BLOB";
 	case IKEY_SENTINEL:
 		return "SENTINEL";
 	default:
@@ -174,6 +197,26 @@ static void put_value(struct slice v, const struct dump_opts *o)
 {
 	fputs(" -> ", stdout);
 	put_bytes(v, o, o->is_full ? 0 : VALUE_SHOW_MAX);
+}
+
+/* The value of a BLOB entry: " -> blob 000012 offset 45 len 16384
+ * checksum 0x1234abcd". A reference that does not decode is printed as
+ * hex and returned as LSM_E_CORRUPT (the caller decides how it ends). */
+static int put_blob_ref(struct slice v)
+{
+	struct blob_ref ref;
+	int rc = blob_ref_decode(v, &ref);
+	if (rc) {
+		struct dump_opts hex = {KIND_NONE, false, true, false, 0};
+		fputs(" -> <bad blob reference ", stdout);
+		put_bytes(v, &hex, 0);
+		putchar('>');
+		return rc;
+	}
+	printf(" -> blob %06" PRIu64 " offset %" PRIu64 " len %" PRIu32
+	       " checksum 0x%08" PRIx32,
+	       ref.number, ref.offset, ref.len, ref.checksum);
+	return 0;
 }
 
 static const char *compression_name(uint64_t c)
@@ -431,11 +474,13 @@ static int dump_sst(const char *path, const struct dump_opts *o)
 		goto out;
 	}
 	puts("entries:");
-	uint64_t n = 0;
+	uint64_t n = 0, n_bad_refs = 0, first_bad = 0;
+	bool is_limited = false;
 	for (iter_first(it); iter_valid(it); iter_next(it)) {
 		if (o->limit && n == o->limit) {
 			printf("  ... (--limit %" PRIu64 " reached)\n",
 			       o->limit);
+			is_limited = true;
 			break;
 		}
 		struct slice k = iter_key(it);
@@ -444,12 +489,22 @@ static int dump_sst(const char *path, const struct dump_opts *o)
 		if (!o->is_keys_only && ikey_valid(k) &&
 		    ikey_kind(k) == IKEY_PUT)
 			put_value(iter_value(it), o);
+		/* References are printed with --keys-only too: they say
+		 * where the value is, not what it is. */
+		if (ikey_valid(k) && ikey_kind(k) == IKEY_BLOB &&
+		    put_blob_ref(iter_value(it)) && n_bad_refs++ == 0)
+			first_bad = n;
 		putchar('\n');
 		n++;
 	}
 	rc = iter_status(it);
-	if (!rc && !(o->limit && n == o->limit))
+	if (!rc && !is_limited)
 		printf("  %" PRIu64 " entries\n", n);
+	if (!rc && n_bad_refs)
+		rc = LSM_CORRUPT("file %s: entry %" PRIu64
+				 ": bad blob reference"
+				 " (%" PRIu64 " in all)",
+				 path, first_bad, n_bad_refs);
 out:
 	if (it)
 		it->ops->free(it);
@@ -491,6 +546,8 @@ struct wal_print {
 	const struct dump_opts *o;
 	uint64_t n_entries;
 	bool is_limited;
+	const char *path;
+	uint64_t off; /* of the record being printed */
 };
 
 enum { STOP_AT_LIMIT = 1 };
@@ -516,6 +573,13 @@ static int print_batch_entry(void *ctx, uint64_t seq, unsigned kind,
 		put_bytes(key, o, 0);
 		if (kind == IKEY_PUT && !o->is_keys_only)
 			put_value(value, o);
+		if (kind == IKEY_BLOB && put_blob_ref(value)) {
+			putchar('\n');
+			return LSM_CORRUPT("%s: record at offset %" PRIu64
+					   ": entry @%" PRIu64
+					   ": bad blob reference",
+					   wp->path, wp->off, seq);
+		}
 	}
 	putchar('\n');
 	return 0;
@@ -536,7 +600,7 @@ static void print_log_end(struct wal_reader *r, uint64_t n_records)
 static int dump_wal(const char *path, const struct dump_opts *o)
 {
 	struct wal_reader *r = NULL;
-	struct wal_print wp = {o, 0, false};
+	struct wal_print wp = {o, 0, false, path, 0};
 	struct slice rec;
 	uint64_t off = 0, n_rec = 0;
 	int rc = walr_open(env_posix(), path, &r);
@@ -557,6 +621,7 @@ static int dump_wal(const char *path, const struct dump_opts *o)
 			       batch_get_seq(rec.p), batch_get_count(rec.p));
 		else
 			putchar('\n');
+		wp.off = off;
 		rc = batch_iterate(rec.p, rec.len, print_batch_entry, &wp, path,
 				   off);
 		if (rc == STOP_AT_LIMIT || wp.is_limited) {
@@ -623,6 +688,17 @@ static void print_edit(const struct version_edit *e, const struct dump_opts *o)
 		print_file_meta(e->added[i].level, e->added[i].f, o);
 		putchar('\n');
 	}
+	/* Tags 11 and 12 (lsm/FORMAT.md "MANIFEST"). */
+	for (size_t i = 0; i < e->n_blobs_added; i++)
+		printf("  blob file %06" PRIu64 " size %" PRIu64
+		       " linked %" PRIu64 "/%" PRIu64 "\n",
+		       e->blobs_added[i].number, e->blobs_added[i].b->size,
+		       e->blobs_added[i].count, e->blobs_added[i].bytes);
+	for (size_t i = 0; i < e->n_blob_garbage; i++)
+		printf("  blob garbage %06" PRIu64 " count %" PRIu64
+		       " bytes %" PRIu64 "\n",
+		       e->blob_garbage[i].number, e->blob_garbage[i].count,
+		       e->blob_garbage[i].bytes);
 	if (e->has_style)
 		printf("  compaction style %u (%s)\n", e->style,
 		       e->style == LSM_COMPACTION_LEVELED       ? "leveled"
@@ -712,12 +788,28 @@ struct live_file {
 	struct file_meta *f; /* one reference */
 };
 
+/* A blob file of the replayed manifest (tags 11 and 12). */
+struct live_blob {
+	uint64_t number, size;
+	uint64_t linked_count, linked_bytes;
+	uint64_t garbage_count, garbage_bytes;
+};
+
 struct store_state {
 	struct version_edit sum; /* counters only; no files */
 	struct live_file *files;
 	size_t n_files, files_cap;
 	uint64_t n_edits;
 	struct version_edit snaps; /* live named snapshots, as "added" */
+	struct live_blob *blobs;   /* ascending number */
+	size_t n_blobs, blobs_cap;
+	/* Blob records the engine would refuse (garbage for a file not
+	 * listed, a file added twice, garbage above the linked counts). */
+	uint64_t n_blob_anomalies;
+	char blob_anomaly[160]; /* the first one */
+	/* Blob files the WALs' BLOB entries refer to (unsorted, unique). */
+	uint64_t *wal_blobs;
+	size_t n_wal_blobs, wal_blobs_cap;
 };
 
 static void state_release(struct store_state *s)
@@ -725,7 +817,79 @@ static void state_release(struct store_state *s)
 	for (size_t i = 0; i < s->n_files; i++)
 		file_meta_unref(s->files[i].f);
 	free(s->files);
+	free(s->blobs);
+	free(s->wal_blobs);
 	edit_release(&s->snaps);
+}
+
+static struct live_blob *find_blob(struct store_state *s, uint64_t number)
+{
+	for (size_t i = 0; i < s->n_blobs; i++)
+		if (s->blobs[i].number == number)
+			return &s->blobs[i];
+	return NULL;
+}
+
+static void blob_anomaly(struct store_state *s, const char *what,
+			 uint64_t number)
+{
+	if (s->n_blob_anomalies++ == 0)
+		snprintf(s->blob_anomaly, sizeof(s->blob_anomaly),
+			 "edit %" PRIu64 ": %s %06" PRIu64, s->n_edits, what,
+			 number);
+}
+
+/* Tags 11 and 12 of one edit, as recovery applies them: files added,
+ * garbage added, then every file whose garbage reached its linked count
+ * leaves. */
+static int state_apply_blobs(struct store_state *s,
+			     const struct version_edit *e)
+{
+	for (size_t a = 0; a < e->n_blobs_added; a++) {
+		const struct edit_blob *eb = &e->blobs_added[a];
+		struct live_blob *b = find_blob(s, eb->number);
+		if (b) {
+			blob_anomaly(s, "blob file added twice:", eb->number);
+			continue;
+		}
+		if (s->n_blobs == s->blobs_cap) {
+			size_t cap = s->blobs_cap ? s->blobs_cap * 2 : 16;
+			struct live_blob *nb =
+				realloc(s->blobs, cap * sizeof(*nb));
+			if (!nb)
+				return -ENOMEM;
+			s->blobs = nb;
+			s->blobs_cap = cap;
+		}
+		size_t i = s->n_blobs++;
+		while (i > 0 && s->blobs[i - 1].number > eb->number) {
+			s->blobs[i] = s->blobs[i - 1];
+			i--;
+		}
+		s->blobs[i] = (struct live_blob){
+			eb->number, eb->b->size, eb->count, eb->bytes, 0, 0};
+	}
+	for (size_t g = 0; g < e->n_blob_garbage; g++) {
+		const struct edit_blob *eg = &e->blob_garbage[g];
+		struct live_blob *b = find_blob(s, eg->number);
+		if (!b) {
+			blob_anomaly(s, "garbage for unlisted blob file",
+				     eg->number);
+			continue;
+		}
+		b->garbage_count += eg->count;
+		b->garbage_bytes += eg->bytes;
+		if (b->garbage_count > b->linked_count ||
+		    b->garbage_bytes > b->linked_bytes)
+			blob_anomaly(s, "garbage above the linked counts of",
+				     eg->number);
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < s->n_blobs; i++)
+		if (s->blobs[i].garbage_count < s->blobs[i].linked_count)
+			s->blobs[kept++] = s->blobs[i];
+	s->n_blobs = kept;
+	return 0;
 }
 
 /* Applies one decoded edit to the replayed state (as recovery does, minus
@@ -787,6 +951,9 @@ static int state_apply(struct store_state *s, const struct version_edit *e)
 		if (rc)
 			return rc;
 	}
+	int rc = state_apply_blobs(s, e);
+	if (rc)
+		return rc;
 	s->n_edits++;
 	return 0;
 }
@@ -847,29 +1014,58 @@ static bool parse_numbered(const char *name, const char *suffix, uint64_t *n)
 }
 
 struct wal_scan {
-	uint64_t n_records, n_entries, seq_lo, seq_hi;
+	uint64_t n_records, n_entries, seq_lo, seq_hi, n_blob_refs;
+	struct store_state *s;
+	const char *path;
+	uint64_t off;
 };
+
+/* Remembers that a WAL refers to blob file number. */
+static int note_wal_blob(struct store_state *s, uint64_t number)
+{
+	for (size_t i = 0; i < s->n_wal_blobs; i++)
+		if (s->wal_blobs[i] == number)
+			return 0;
+	if (s->n_wal_blobs == s->wal_blobs_cap) {
+		size_t cap = s->wal_blobs_cap ? s->wal_blobs_cap * 2 : 8;
+		uint64_t *nb = realloc(s->wal_blobs, cap * sizeof(*nb));
+		if (!nb)
+			return -ENOMEM;
+		s->wal_blobs = nb;
+		s->wal_blobs_cap = cap;
+	}
+	s->wal_blobs[s->n_wal_blobs++] = number;
+	return 0;
+}
 
 static int scan_wal_entry(void *ctx, uint64_t seq, unsigned kind,
 			  struct slice key, struct slice value)
 {
 	struct wal_scan *ws = ctx;
-	(void)kind;
 	(void)key;
-	(void)value;
 	if (ws->n_entries++ == 0 || seq < ws->seq_lo)
 		ws->seq_lo = seq;
 	if (seq > ws->seq_hi)
 		ws->seq_hi = seq;
+	if (kind == IKEY_BLOB) {
+		struct blob_ref ref;
+		if (blob_ref_decode(value, &ref))
+			return LSM_CORRUPT("%s: record at offset %" PRIu64
+					   ": entry @%" PRIu64
+					   ": bad blob reference",
+					   ws->path, ws->off, seq);
+		ws->n_blob_refs++;
+		return note_wal_blob(ws->s, ref.number);
+	}
 	return 0;
 }
 
 /* One summary line per WAL; returns 0 or the error that stopped it. */
 static int summarize_wal(const char *path, const char *name, uint64_t number,
-			 const struct store_state *s)
+			 struct store_state *s)
 {
 	struct wal_reader *r = NULL;
-	struct wal_scan ws = {0, 0, 0, 0};
+	struct wal_scan ws = {0, 0, 0, 0, 0, s, path, 0};
 	struct slice rec;
 	uint64_t off = 0, torn = 0, size = 0;
 	int rc = env_posix()->ops->file_size(env_posix(), path, &size);
@@ -881,6 +1077,7 @@ static int summarize_wal(const char *path, const char *name, uint64_t number,
 		ws.n_records++;
 		if (is_marker(rec))
 			continue;
+		ws.off = off;
 		if ((rc = batch_iterate(rec.p, rec.len, scan_wal_entry, &ws,
 					path, off)))
 			break;
@@ -890,6 +1087,8 @@ static int summarize_wal(const char *path, const char *name, uint64_t number,
 	       name, size, ws.n_records, ws.n_entries);
 	if (ws.n_entries)
 		printf(", seq %" PRIu64 "..%" PRIu64, ws.seq_lo, ws.seq_hi);
+	if (ws.n_blob_refs)
+		printf(", %" PRIu64 " blob values", ws.n_blob_refs);
 	if (rc == 0 && walr_torn(r, &torn))
 		printf(", torn tail at offset %" PRIu64, torn);
 	if (s->sum.has_log_number && number < s->sum.log_number)
@@ -897,6 +1096,63 @@ static int summarize_wal(const char *path, const char *name, uint64_t number,
 	putchar('\n');
 	walr_close(r);
 	return rc;
+}
+
+/* The live blob files of the replayed manifest, each checked against
+ * the disk; returns the number of missing files. */
+static int summarize_blobs(const char *dir, const char *man,
+			   struct store_state *s)
+{
+	uint64_t bytes = 0, lc = 0, lb = 0, gc = 0, gb = 0;
+	lsm_env *env = env_posix();
+	char path[4096];
+	int n_bad = 0;
+
+	if (s->n_blob_anomalies)
+		printf("blob records the engine refuses: %" PRIu64
+		       " (first: %s)\n",
+		       s->n_blob_anomalies, s->blob_anomaly);
+	if (s->n_blobs == 0)
+		return 0;
+	for (size_t i = 0; i < s->n_blobs; i++) {
+		bytes += s->blobs[i].size;
+		lc += s->blobs[i].linked_count;
+		lb += s->blobs[i].linked_bytes;
+		gc += s->blobs[i].garbage_count;
+		gb += s->blobs[i].garbage_bytes;
+	}
+	printf("blob files: %zu, %" PRIu64 " bytes; linked %" PRIu64 "/%" PRIu64
+	       ", garbage %" PRIu64 "/%" PRIu64 " (values/bytes)\n",
+	       s->n_blobs, bytes, lc, lb, gc, gb);
+	for (size_t i = 0; i < s->n_blobs; i++) {
+		const struct live_blob *b = &s->blobs[i];
+		uint64_t size = 0;
+		printf("  %06" PRIu64 ".blob %" PRIu64 " bytes linked %" PRIu64
+		       "/%" PRIu64 " garbage %" PRIu64 "/%" PRIu64 " (%" PRIu64
+		       "%%)",
+		       b->number, b->size, b->linked_count, b->linked_bytes,
+		       b->garbage_count, b->garbage_bytes,
+		       b->linked_bytes
+			       ? b->garbage_bytes * 100 / b->linked_bytes
+			       : 0);
+		blob_file_path(path, sizeof(path), dir, b->number);
+		if (env->ops->file_size(env, path, &size)) {
+			fputs(" MISSING\n", stdout);
+			fflush(stdout);
+			fprintf(stderr,
+				"lsm-dump: %s: listed in %s but missing\n",
+				path, man);
+			n_bad++;
+			continue;
+		}
+		/* The manifest records the valid records' bytes; a file
+		 * recovered after a crash may hold a torn tail past them. */
+		if (size != b->size)
+			printf(" SIZE MISMATCH (%" PRIu64 " bytes on disk)",
+			       size);
+		putchar('\n');
+	}
+	return n_bad;
 }
 
 static int dump_dir(const char *dir, const struct dump_opts *o)
@@ -962,6 +1218,7 @@ static int dump_dir(const char *dir, const struct dump_opts *o)
 			putchar('\n');
 		}
 	}
+	n_bad += summarize_blobs(dir, man, &s);
 	if ((rc = env->ops->list_dir(env, dir, &names, &n_names))) {
 		n_bad++;
 		fail(rc, dir);
@@ -995,6 +1252,20 @@ static int dump_dir(const char *dir, const struct dump_opts *o)
 			n_other++;
 			continue;
 		}
+		if (parse_numbered(names[i], "blob", &num)) {
+			bool is_wal = false;
+			if (find_blob(&s, num))
+				continue;
+			for (size_t j = 0; j < s.n_wal_blobs; j++)
+				is_wal |= s.wal_blobs[j] == num;
+			/* A WAL's blob file joins the manifest when that
+			 * WAL's memtable is flushed. */
+			printf(" %s(%s)", names[i],
+			       is_wal ? "values of a WAL"
+				      : "not in the manifest");
+			n_other++;
+			continue;
+		}
 		if (!strcmp(names[i], man) || !strcmp(names[i], "CURRENT"))
 			continue;
 		printf(" %s", names[i]);
@@ -1006,6 +1277,364 @@ out:
 	free(man);
 	state_release(&s);
 	return n_bad ? 1 : 0;
+}
+
+/* ---- blob files ---- */
+
+/*
+ * blob_scan() opens "<dir>/<number>.blob". So that a file can be dumped
+ * under any name (--kind blob), the scan runs on an env that is the POSIX
+ * env except that opening that one path opens the given file instead.
+ */
+struct redirect_env {
+	lsm_env base; /* first: the engine sees a plain lsm_env */
+	struct env_ops ops;
+	const char *from, *to;
+};
+
+static int redirect_new_rfile(lsm_env *env, const char *path,
+			      struct env_rfile **out)
+{
+	const struct redirect_env *r = (const struct redirect_env *)env;
+	lsm_env *posix = env_posix();
+	if (!strcmp(path, r->from))
+		path = r->to;
+	return posix->ops->new_rfile(posix, path, out);
+}
+
+struct blob_print {
+	const struct dump_opts *o;
+	uint64_t n_records, value_bytes, n_bad;
+	uint64_t next; /* offset of the next record */
+	bool is_limited;
+};
+
+/* Limit reached: a code blob_scan hands back unchanged (negative, as its
+ * callbacks must return). */
+#define BLOB_STOP_AT_LIMIT (-ECANCELED)
+
+/* One line per record: where it starts, its key, where its value starts,
+ * the value's length and stored checksum, and whether the value matches
+ * it. value is NULL when not read (--keys-only). */
+static void print_blob_record(const struct blob_print *bp, uint64_t at,
+			      struct slice key, uint64_t value_off,
+			      uint32_t len, uint32_t sum, bool is_ok,
+			      const struct slice *value)
+{
+	printf("  @%" PRIu64 " key ", at);
+	put_bytes(key, bp->o, 0);
+	printf(" value @%" PRIu64 " len %" PRIu32 " checksum 0x%08" PRIx32
+	       " %s",
+	       value_off, len, sum, is_ok ? "ok" : "BAD");
+	if (value)
+		put_value(*value, bp->o);
+	putchar('\n');
+}
+
+/* Counts the record; false when --limit stops the dump before it. */
+static bool blob_count(struct blob_print *bp)
+{
+	if (bp->o->limit && bp->n_records == bp->o->limit) {
+		printf("  ... (--limit %" PRIu64 " reached)\n", bp->o->limit);
+		bp->is_limited = true;
+		return false;
+	}
+	bp->n_records++;
+	return true;
+}
+
+static int print_blob_value(void *ctx, struct slice key, struct slice value,
+			    const struct blob_ref *ref)
+{
+	struct blob_print *bp = ctx;
+	if (!blob_count(bp))
+		return BLOB_STOP_AT_LIMIT;
+	print_blob_record(bp, bp->next, key, ref->offset, ref->len,
+			  ref->checksum, true, &value);
+	bp->value_bytes += ref->len;
+	bp->next = ref->offset + ref->len;
+	return 0;
+}
+
+static int print_blob_key(void *ctx, struct slice key,
+			  const struct blob_ref *ref)
+{
+	struct blob_print *bp = ctx;
+	if (!blob_count(bp))
+		return BLOB_STOP_AT_LIMIT;
+	print_blob_record(bp, bp->next, key, ref->offset, ref->len,
+			  ref->checksum, true, NULL);
+	bp->value_bytes += ref->len;
+	bp->next = ref->offset + ref->len;
+	return 0;
+}
+
+/* Reads exactly n bytes at off (the caller checked they exist). */
+static int read_exact(struct env_rfile *f, const char *path, uint64_t off,
+		      size_t n, uint8_t *buf)
+{
+	size_t got = 0;
+	int rc = rfile_read(f, off, n, buf, &got);
+	if (!rc && got != n)
+		rc = LSM_CORRUPT("file %s offset %" PRIu64 ": short read", path,
+				 off);
+	return rc;
+}
+
+/* 1 if [pos, size) holds only zero bytes, 0 if not, or < 0. */
+static int all_zero(struct env_rfile *f, const char *path, uint64_t pos,
+		    uint64_t size)
+{
+	uint8_t buf[65536];
+	while (pos < size) {
+		size_t n = size - pos < sizeof(buf) ? (size_t)(size - pos)
+						    : sizeof(buf);
+		int rc = read_exact(f, path, pos, n, buf);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < n; i++)
+			if (buf[i])
+				return 0;
+		pos += n;
+	}
+	return 1;
+}
+
+enum blob_end { END_CLEAN, END_TORN, END_CORRUPT };
+
+struct blob_tail {
+	enum blob_end end;
+	uint64_t at;    /* where the walk stopped */
+	uint64_t zeros; /* zero bytes after a clean end */
+	uint64_t first_bad;
+	const char *why; /* END_TORN, END_CORRUPT: what is at `at` */
+};
+
+/*
+ * The engine's scan stops at the first record that does not check out.
+ * This walks on from there (pos) for the dump: a record whose head checks
+ * out but whose value does not is printed as BAD and the walk continues
+ * after it; a head that cannot be complete within the file is a torn
+ * tail; a complete head whose checksum fails, or bytes that are no record
+ * head, are corruption and end the walk (nothing after them can be
+ * located). Lengths are bounded by the format's limits before anything
+ * is allocated.
+ */
+static int walk_blob_tail(struct env_rfile *f, const char *path, uint64_t size,
+			  uint64_t pos, struct blob_print *bp,
+			  struct blob_tail *t)
+{
+	uint8_t head[BLOB_REC_MAX_HEAD];
+	uint8_t *rec = NULL;
+	int rc = 0;
+
+	t->end = END_CLEAN;
+	t->zeros = 0;
+	for (;;) {
+		uint64_t avail = size - pos;
+		uint32_t key_len = 0, value_len = 0;
+		const uint8_t *q;
+		t->at = pos;
+		if (avail == 0)
+			break;
+		rc = all_zero(f, path, pos, size);
+		if (rc < 0)
+			break;
+		if (rc == 1) {
+			t->zeros = avail;
+			rc = 0;
+			break;
+		}
+		size_t n = avail < BLOB_REC_MAX_HEAD ? (size_t)avail
+						     : BLOB_REC_MAX_HEAD;
+		if ((rc = read_exact(f, path, pos, n, head)))
+			break;
+		q = n > 4 ? get_varint32(head + 4, head + n, &key_len) : NULL;
+		if (q)
+			q = get_varint32(q, head + n, &value_len);
+		if (!q) {
+			/* Varints cut by the end of the file, or not
+			 * varints at all. */
+			t->end = avail < BLOB_REC_MAX_HEAD ? END_TORN
+							   : END_CORRUPT;
+			t->why = t->end == END_TORN ? "a partial record head"
+						    : "no record head";
+			break;
+		}
+		if (key_len > BLOB_MAX_KEY || value_len > BLOB_MAX_VALUE) {
+			t->end = END_CORRUPT;
+			t->why = "no record head (lengths out of range)";
+			break;
+		}
+		uint64_t head_len = (uint64_t)(q - head) + key_len + 4;
+		uint64_t total = head_len + value_len;
+		if (avail < head_len) {
+			t->end = END_TORN;
+			t->why = "a partial record head";
+			break;
+		}
+		free(rec);
+		rec = malloc((size_t)(avail < total ? head_len : total));
+		if (!rec) {
+			rc = -ENOMEM;
+			break;
+		}
+		if ((rc = read_exact(f, path, pos, (size_t)head_len, rec)))
+			break;
+		if (lsm_checksum32(rec + 4, (size_t)head_len - 4) !=
+		    get_fixed32(rec)) {
+			t->end = END_CORRUPT;
+			t->why = "a record head whose checksum does not match";
+			break;
+		}
+		if (avail < total) {
+			t->end = END_TORN;
+			t->why = "a record whose value is cut short";
+			break;
+		}
+		if ((rc = read_exact(f, path, pos + head_len, value_len,
+				     rec + head_len)))
+			break;
+		uint32_t sum = get_fixed32(rec + head_len - 4);
+		bool is_ok = lsm_checksum32(rec + head_len, value_len) == sum;
+		if (!blob_count(bp))
+			break;
+		struct slice value = slice_make(rec + head_len, value_len);
+		print_blob_record(
+			bp, pos,
+			slice_make(rec + head_len - 4 - key_len, key_len),
+			pos + head_len, value_len, sum, is_ok,
+			bp->o->is_keys_only ? NULL : &value);
+		if (!is_ok && bp->n_bad++ == 0)
+			t->first_bad = pos;
+		bp->value_bytes += value_len;
+		pos += total;
+	}
+	free(rec);
+	return rc;
+}
+
+static int dump_blob(const char *path, const struct dump_opts *o)
+{
+	struct blob_print bp = {o, 0, 0, 0, BLOB_HEADER_LEN, false};
+	struct blob_tail tail = {END_CLEAN, 0, 0, 0, NULL};
+	struct redirect_env renv;
+	struct env_rfile *f = NULL;
+	uint8_t hdr[BLOB_HEADER_LEN];
+	char *dir_buf = NULL, from[4096];
+	uint64_t number = 0, size, valid = 0;
+	size_t got = 0;
+	const char *base = strrchr(path, '/');
+	bool is_reported = false;
+	int rc = env_new_rfile(env_posix(), path, &f);
+	if (rc)
+		return fail(rc, path);
+	size = rfile_size(f);
+	printf("blob %s: %" PRIu64 " bytes\n", path, size);
+	if ((rc = rfile_read(f, 0, sizeof(hdr), hdr, &got)))
+		goto out;
+	base = base ? base + 1 : path;
+	if (got == sizeof(hdr)) {
+		bool is_sum_ok = lsm_checksum32(hdr, BLOB_HDR_CHECK_OFF) ==
+				 get_fixed32(hdr + BLOB_HDR_CHECK_OFF);
+		struct dump_opts text = *o;
+		text.is_hex = false;
+		fputs("header: magic ", stdout);
+		put_bytes(slice_make(hdr, BLOB_MAGIC_LEN), &text, 0);
+		printf(" version %" PRIu32 " flags 0x%" PRIx32
+		       " number %" PRIu64 " reserved 0x%" PRIx32
+		       " checksum 0x%08" PRIx32 " (%s)\n",
+		       get_fixed32(hdr + BLOB_HDR_VERSION_OFF),
+		       get_fixed32(hdr + BLOB_HDR_FLAGS_OFF),
+		       get_fixed64(hdr + BLOB_HDR_NUMBER_OFF),
+		       get_fixed32(hdr + BLOB_HDR_RESERVED_OFF),
+		       get_fixed32(hdr + BLOB_HDR_CHECK_OFF),
+		       is_sum_ok ? "ok" : "BAD");
+		number = get_fixed64(hdr + BLOB_HDR_NUMBER_OFF);
+	} else {
+		printf("header: only %zu bytes\n", got);
+	}
+	/* The name says which file this is; the header must agree (the
+	 * scan checks it). Under another name, the header's number. */
+	parse_numbered(base, "blob", &number);
+	if (!(dir_buf = strdup(path))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	const char *dir = dirname(dir_buf);
+	blob_file_path(from, sizeof(from), dir, number);
+	renv.ops = *env_posix()->ops;
+	renv.ops.new_rfile = redirect_new_rfile;
+	renv.base.ops = &renv.ops;
+	renv.from = from;
+	renv.to = path;
+
+	puts("records:");
+	if (o->is_keys_only)
+		rc = blob_scan(&renv.base, dir, number, print_blob_key, &bp,
+			       &valid);
+	else
+		rc = blob_scan_values(&renv.base, dir, number, print_blob_value,
+				      &bp, &valid);
+	if (rc == BLOB_STOP_AT_LIMIT && bp.is_limited) {
+		rc = 0;
+		goto out;
+	}
+	if (rc < 0) {
+		if (strcmp(from, path) != 0) {
+			/* The engine's message names the file it was
+			 * asked for, not this one. */
+			fflush(stdout);
+			fprintf(stderr, "lsm-dump: %s (as %s): %s (%s)\n", path,
+				from, lsm_errdetail(), lsm_strerror(rc));
+			rc = 0;
+			is_reported = true;
+		}
+		goto out;
+	}
+	/* The engine keeps [0, valid); say what lies beyond. */
+	if ((rc = walk_blob_tail(f, path, size, valid, &bp, &tail)))
+		goto out;
+	if (bp.is_limited && !bp.n_bad)
+		goto out;
+	if (bp.n_bad) {
+		printf("corrupt: %" PRIu64 " bad record%s (first at offset "
+		       "%" PRIu64 "); recovery keeps only the first %" PRIu64
+		       " bytes\n",
+		       bp.n_bad, bp.n_bad == 1 ? "" : "s", tail.first_bad,
+		       valid);
+		rc = LSM_CORRUPT("file %s offset %" PRIu64
+				 ": record value checksum mismatch",
+				 path, tail.first_bad);
+	} else if (tail.end == END_CORRUPT) {
+		printf("corrupt: %s at offset %" PRIu64 " after %" PRIu64
+		       " records\n",
+		       tail.why, tail.at, bp.n_records);
+		rc = LSM_CORRUPT("file %s offset %" PRIu64 ": %s", path,
+				 tail.at, tail.why);
+	} else if (tail.end == END_TORN) {
+		printf("torn tail at offset %" PRIu64 " (%s, %" PRIu64
+		       " bytes; ignored by recovery) after %" PRIu64
+		       " records, %" PRIu64 " value bytes\n",
+		       tail.at, tail.why, size - tail.at, bp.n_records,
+		       bp.value_bytes);
+	} else {
+		printf("clean end at offset %" PRIu64 " after %" PRIu64
+		       " records, %" PRIu64 " value bytes",
+		       tail.at, bp.n_records, bp.value_bytes);
+		if (tail.zeros)
+			printf("; then %" PRIu64 " zero bytes", tail.zeros);
+		putchar('\n');
+	}
+	if (rc && bp.n_bad && tail.end == END_CORRUPT)
+		printf("corrupt: also %s at offset %" PRIu64 "\n", tail.why,
+		       tail.at);
+out:
+	free(dir_buf);
+	rfile_close(f);
+	if (is_reported)
+		return 1;
+	return rc ? fail(rc, path) : 0;
 }
 
 int main(int argc, char **argv)
@@ -1033,6 +1662,8 @@ int main(int argc, char **argv)
 				o.kind = KIND_MANIFEST;
 			else if (!strcmp(optarg, "current"))
 				o.kind = KIND_CURRENT;
+			else if (!strcmp(optarg, "blob"))
+				o.kind = KIND_BLOB;
 			else {
 				fprintf(stderr, "lsm-dump: unknown kind '%s'\n",
 					optarg);
@@ -1105,6 +1736,8 @@ int main(int argc, char **argv)
 			o.kind = KIND_MANIFEST;
 		else if (!strcmp(base, "CURRENT"))
 			o.kind = KIND_CURRENT;
+		else if (bl > 5 && !strcmp(base + bl - 5, ".blob"))
+			o.kind = KIND_BLOB;
 		else {
 			fprintf(stderr,
 				"lsm-dump: cannot tell the kind of %s from "
@@ -1123,6 +1756,8 @@ int main(int argc, char **argv)
 		return dump_manifest(path, &o);
 	case KIND_CURRENT:
 		return dump_current(path);
+	case KIND_BLOB:
+		return dump_blob(path, &o);
 	case KIND_NONE:
 		break;
 	}

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# test_dump.sh LSM_DUMP GOLDEN_STORE_DIR - checks lsm-dump against the
-# golden store: every kind of file decodes (exit 0) with the expected
-# facts; damaged copies (flipped bytes, truncations) give exit 0 or 1,
-# never a crash, and exit 1 comes with exactly one stderr line naming the
-# file; bad usage gives exit 2; the golden files are never modified.
+# test_dump.sh LSM_DUMP GOLDEN_STORE_DIR MAKE_BLOB_STORE - checks lsm-dump
+# against the golden store and against a store with blob files written by
+# MAKE_BLOB_STORE (tools/lsm-dump/make_blob_store.c): every kind of file
+# decodes (exit 0) with the expected facts; damaged copies (flipped bytes,
+# truncations) give exit 0 or 1, never a crash, and exit 1 comes with
+# exactly one stderr line naming the file; a value whose checksum fails is
+# printed BAD with exit 1; bad usage gives exit 2; the dumped files are
+# never modified.
 set -u
 dump=$1
 store=$2
+blobgen=$3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
@@ -96,6 +100,69 @@ rm "$tmp/st/000008.sst"
 expect_out 1 '000008.sst .*MISSING' "$tmp/st"
 echo junk >"$tmp/st/CURRENT"
 expect_out 1 '' "$tmp/st"
+
+# ---- blob files ----
+bs="$tmp/bs"
+"$blobgen" "$bs" >"$tmp/gen.out" 2>&1 || bad "make-blob-store failed: $(tail -3 "$tmp/gen.out")"
+bs_before=$(cd "$bs" && sha256sum -- * | sort)
+# The store as make_blob_store.c's invariant 2 describes it (file numbers
+# are the engine's business: matched loosely).
+N='[0-9]{6}'
+expect_out 0 "^blob files: 2, 32154 bytes; linked 6/32000, garbage 3/15000" "$bs"
+expect_out 0 "^  $N\.blob 20092 bytes linked 4/20000 garbage 3/15000 \(75%\)\$" "$bs"
+expect_out 0 "^  $N\.blob 12062 bytes linked 2/12000 garbage 0/0 \(0%\)\$" "$bs"
+expect_out 0 "\.log 84 bytes, 2 records, 2 entries, seq 9\.\.10, 1 blob values" "$bs"
+expect_out 0 "other files: $N\.blob\(values of a WAL\)" "$bs"
+man=$(cd "$bs" && ls MANIFEST-*)
+expect_out 0 "^  blob file $N size 20092 linked 4/20000\$" "$bs/$man"
+expect_out 0 "^  blob file $N size 12062 linked 2/12000\$" "$bs/$man"
+expect_out 0 "^  blob garbage $N count 3 bytes 15000\$" "$bs/$man"
+sst=$(ls "$bs"/*.sst)
+expect_out 0 "^  \"big4\" @4 BLOB -> blob $N offset 15092 len 5000 checksum 0x[0-9a-f]{8}\$" "$sst"
+expect_out 0 "^  \"big1\" @6 BLOB -> blob $N offset 47 len 6000 " --keys-only "$sst"
+expect_out 0 "^  \"small1\" @5 PUT -> " "$sst"
+wal=$(ls "$bs"/*.log)
+expect_out 0 "^  @9 BLOB \"big5\" -> blob $N offset 47 len 7000 checksum 0x[0-9a-f]{8}\$" "$wal"
+big=
+for f in "$bs"/*.blob; do
+  [ "$(stat -c %s "$f")" -eq 20092 ] && big=$f
+done
+[ -n "$big" ] || bad "no 20092-byte blob file in $bs"
+bname=$(basename "$big")
+expect_out 0 "^header: magic \"LSMBLOB1\" version 1 flags 0x0 number $((10#${bname%.blob})) reserved 0x0 checksum 0x[0-9a-f]{8} \(ok\)\$" "$big"
+expect_out 0 '^  @5047 key "big2" value @5062 len 5000 checksum 0x[0-9a-f]{8} ok -> ' "$big"
+expect_out 0 '^  @15077 key "big4" value @15092 len 5000 checksum 0x[0-9a-f]{8} ok$' --keys-only "$big"
+expect_out 0 '^clean end at offset 20092 after 4 records, 20000 value bytes$' "$big"
+expect_out 0 '^  @32 key 62696731 value @47 ' --hex "$big"
+expect_out 0 'limit 2 reached' --limit 2 "$big"
+cp "$big" "$tmp/blobcopy"
+expect_out 2 '' "$tmp/blobcopy"
+expect_out 0 '^clean end at offset 20092 after 4 records' --kind blob "$tmp/blobcopy"
+# A flipped value byte: that record is BAD, the walk goes on, exit 1.
+cp "$big" "$tmp/$bname"
+printf '\xa5' | dd of="$tmp/$bname" bs=1 seek=5200 conv=notrunc 2>/dev/null
+expect_out 1 '^  @5047 key "big2" value @5062 len 5000 checksum 0x[0-9a-f]{8} BAD$' --keys-only "$tmp/$bname"
+grep -qE '^  @15077 key "big4" .* ok$' "$tmp/out" || bad "the dump stopped at the BAD record"
+grep -q '^corrupt: 1 bad record (first at offset 5047)' "$tmp/out" || bad "no corrupt summary: $(tail -2 "$tmp/out")"
+[ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "$bname offset 5047" "$tmp/err" || bad "BAD record: stderr $(cat "$tmp/err")"
+# A torn last record and zeros after the records are no damage.
+head -c 12000 "$big" >"$tmp/$bname"
+expect_out 0 '^torn tail at offset 10062 \(a record whose value is cut short' "$tmp/$bname"
+cp "$big" "$tmp/$bname"
+head -c 1000 /dev/zero >>"$tmp/$bname"
+expect_out 0 '^clean end at offset 20092 after 4 records, 20000 value bytes; then 1000 zero bytes$' "$tmp/$bname"
+# The header must name the file's own number.
+cp "$big" "$tmp/000999.blob"
+expect_out 1 '' "$tmp/000999.blob"
+grep -q 'not 000999' "$tmp/err" || bad "wrong number: $(cat "$tmp/err")"
+damaged "$big" "$bname"
+# A store whose listed blob file is gone.
+mkdir "$tmp/bs2"
+cp "$bs"/* "$tmp/bs2/"
+rm "$tmp/bs2/$bname"
+expect_out 1 "^  $bname 20092 bytes .* MISSING\$" "$tmp/bs2"
+bs_after=$(cd "$bs" && sha256sum -- * | sort)
+[ "$bs_before" = "$bs_after" ] || bad "dumping changed the blob store"
 
 after=$(cd "$store" && sha256sum -- * | sort)
 [ "$before" = "$after" ] || bad "the golden store changed"

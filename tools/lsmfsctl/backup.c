@@ -4,29 +4,33 @@
  *
  * Why: a named snapshot lives in the same store it protects. A backup
  * copies it elsewhere, incrementally: the daemon makes a checkpoint (hard
- * links to every live SST, so compaction cannot delete them while we
- * copy), and only SSTs the backup directory does not hold yet are copied,
- * because an SST is immutable and its (store identity, file number) key
- * is never reused.
+ * links to every live SST and blob file, so compaction cannot delete them
+ * while we copy), and only files the backup directory does not hold yet
+ * are copied, because SSTs and the blob files a version lists are
+ * immutable and their (store identity, kind, file number) key is never
+ * reused. Blob files (values kept out of the tree) follow exactly the
+ * SSTs' rules; below, "store file" means either.
  *
  * Backup states: lock DEST -> read records -> ctl checkpoint -> copy new
- * SSTs (temp, fsync, rename, fsync dir) -> read meta files -> re-read
- * the copies -> write the record (temp, fsync, no-replace rename, fsync
- * dir) -> re-read it -> ctl checkpoint-release. Any failure or signal
- * after the checkpoint still ends with checkpoint-release.
+ * store files (temp, fsync, rename, fsync dir) -> read meta files ->
+ * re-read the copies -> write the record (temp, fsync, no-replace rename,
+ * fsync dir) -> re-read it -> ctl checkpoint-release. Any failure or
+ * signal after the checkpoint still ends with checkpoint-release.
  *
  * Invariants:
- *  1. A record is written only after every SST it names is durable in
- *     DEST with the size and checksum it records.
- *  2. An SST is reused only when a readable record names the same key,
- *     its recorded size equals the checkpoint file's size, and the last
- *     BK_TAIL_CHECK bytes of both files are equal (an SST ends with its
- *     index, properties and footer, which carry checksums of the rest:
- *     a store cloned with the same identity that reused a number is
- *     caught without reading whole files).
+ *  1. A record is written only after every store file it names is
+ *     durable in DEST with the size and checksum it records.
+ *  2. A store file is reused only when a readable record names the same
+ *     key, its recorded size equals the checkpoint file's size, and the
+ *     last BK_TAIL_CHECK bytes of both files are equal (an SST ends with
+ *     its index, properties and footer, which carry checksums of the
+ *     rest; a blob file ends with its last values and their checksums: a
+ *     store cloned with the same identity that reused a number is caught
+ *     without reading whole files).
  *  3. prune deletes records before files, and only files no remaining
  *     record names; with a damaged record present it deletes nothing.
- *  4. verify reads each SST at most once, however many records use it.
+ *  4. verify reads each store file at most once, however many records
+ *     use it.
  *
  * Thread safety: single-threaded command-line tool.
  */
@@ -55,9 +59,11 @@ struct ckpt {
 	char identity[BK_IDENTITY_LEN + 1];
 };
 
-/* One SST of the checkpoint and what the backup does with it. */
-struct ck_sst {
+/* One SST or blob file of the checkpoint and what the backup does with
+ * it. */
+struct ck_file {
 	char name[32];
+	enum bk_kind kind;
 	uint64_t number;
 	uint64_t size;
 	uint64_t xxh;
@@ -121,20 +127,24 @@ bad:
 
 /* ---- the copy ------------------------------------------------------- */
 
-static int ck_sst_cmp(const void *a, const void *b)
+/* SSTs first, then blob files; ascending numbers within each. */
+static int ck_file_cmp(const void *a, const void *b)
 {
-	const struct ck_sst *x = a, *y = b;
+	const struct ck_file *x = a, *y = b;
 
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
 	return x->number < y->number ? -1 : x->number > y->number;
 }
 
-/* Lists the checkpoint: SSTs into *ssts, other files (meta) read whole
- * into metas/datas. LOCK and LOG are not part of a store's state. */
-static int scan_checkpoint(int ckfd, const char *ckpath, struct ck_sst **ssts,
-			   size_t *n_ssts, struct bk_meta *metas,
+/* Lists the checkpoint: SSTs and blob files into *files (sorted by
+ * ck_file_cmp), other files (meta) read whole into metas/datas. LOCK
+ * and LOG are not part of a store's state. */
+static int scan_checkpoint(int ckfd, const char *ckpath, struct ck_file **files,
+			   size_t *n_files, struct bk_meta *metas,
 			   uint8_t **datas, size_t *n_metas, struct bk_err *e)
 {
-	struct ck_sst *list = NULL;
+	struct ck_file *list = NULL;
 	size_t n = 0, cap = 0, nm = 0;
 	uint64_t meta_total = 0;
 	struct dirent *de;
@@ -152,6 +162,7 @@ static int scan_checkpoint(int ckfd, const char *ckpath, struct ck_sst **ssts,
 	rewinddir(dir);
 	while ((de = readdir(dir)) != NULL) {
 		const char *nm_ = de->d_name;
+		enum bk_kind kind;
 		struct stat st;
 		uint64_t number;
 
@@ -168,9 +179,9 @@ static int scan_checkpoint(int ckfd, const char *ckpath, struct ck_sst **ssts,
 				     ckpath, nm_);
 			break;
 		}
-		if (bfile_is_sst_name(nm_, &number)) {
+		if (bfile_is_store_file_name(nm_, &kind, &number)) {
 			if (n == cap) {
-				struct ck_sst *g;
+				struct ck_file *g;
 
 				cap = cap ? 2 * cap : 64;
 				g = realloc(list, cap * sizeof(*g));
@@ -189,6 +200,7 @@ static int scan_checkpoint(int ckfd, const char *ckpath, struct ck_sst **ssts,
 			}
 			memset(&list[n], 0, sizeof(list[n]));
 			memcpy(list[n].name, nm_, len + 1);
+			list[n].kind = kind;
 			list[n].number = number;
 			list[n].size = (uint64_t)st.st_size;
 			n++;
@@ -214,7 +226,7 @@ static int scan_checkpoint(int ckfd, const char *ckpath, struct ck_sst **ssts,
 		if (meta_total > BK_RECORD_MAX / 2) {
 			rc = bk_fail(e, -EFBIG,
 				     "%s: checkpoint files besides "
-				     "the SSTs exceed %u bytes",
+				     "the SSTs and blob files exceed %u bytes",
 				     ckpath, BK_RECORD_MAX / 2);
 			break;
 		}
@@ -230,9 +242,9 @@ static int scan_checkpoint(int ckfd, const char *ckpath, struct ck_sst **ssts,
 		return bk_fail(e, -EINVAL, "%s: checkpoint has no MANIFEST",
 			       ckpath);
 	}
-	qsort(list, n, sizeof(*list), ck_sst_cmp);
-	*ssts = list;
-	*n_ssts = n;
+	qsort(list, n, sizeof(*list), ck_file_cmp);
+	*files = list;
+	*n_files = n;
 	return 0;
 }
 
@@ -276,15 +288,16 @@ static int same_tail(int adir, const char *an, int bdir, const char *bn,
 	return rc ? rc : memcmp(x, y, n) == 0;
 }
 
-static const struct bk_sst *known_sst(const struct bdir *d,
-				      const char *identity, uint64_t number)
+static const struct bk_sst *known_file(const struct bdir *d,
+				       const char *identity, enum bk_kind kind,
+				       uint64_t number)
 {
 	for (size_t i = d->n_recs; i-- > 0;) {
 		const struct bk_sst *s;
 
 		if (strcmp(d->recs[i].identity, identity) != 0)
 			continue;
-		s = brec_find_sst(&d->recs[i], number);
+		s = brec_find(&d->recs[i], kind, number);
 		if (s)
 			return s;
 	}
@@ -309,16 +322,19 @@ static int ensure_dir(int dirfd, const char *name, struct bk_err *e)
 	return bk_fail(e, -errno, "%s: mkdir: %s", name, strerror(errno));
 }
 
-/* Copies (or reuses) every SST, writes and checks the record. */
+/* Copies (or reuses) every SST and blob file, writes and checks the
+ * record. */
 static int backup_checkpoint(struct bdir *d, const char *name,
 			     const struct ckpt *ck, struct backup_stats *bs,
 			     struct bk_err *e)
 {
 	struct bk_meta metas[BK_META_MAX];
 	uint8_t *datas[BK_META_MAX] = {0};
-	struct ck_sst *ssts = NULL;
-	size_t n_ssts = 0, n_metas = 0, rec_len = 0, back_len = 0;
+	struct ck_file *files = NULL;
+	size_t n_files = 0, n_metas = 0, rec_len = 0, back_len = 0;
+	size_t n_of[BK_N_KINDS] = {0};
 	uint8_t *buf = NULL, *rec = NULL, *back = NULL;
+	struct bk_sst *entries = NULL;
 	struct bk_record r;
 	struct bk_prog prog;
 	uint64_t to_copy = 0, n_to_copy = 0;
@@ -331,13 +347,14 @@ static int backup_checkpoint(struct bdir *d, const char *name,
 	if (ckfd < 0)
 		return bk_fail(e, -errno, "checkpoint %s: %s", ck->path,
 			       strerror(errno));
-	rc = scan_checkpoint(ckfd, ck->path, &ssts, &n_ssts, metas, datas,
+	rc = scan_checkpoint(ckfd, ck->path, &files, &n_files, metas, datas,
 			     &n_metas, e);
 	if (rc)
 		goto out;
 	buf = malloc(BK_BUF_SIZE);
-	r.ssts = calloc(n_ssts ? n_ssts : 1, sizeof(*r.ssts));
-	if (!buf || !r.ssts) {
+	/* The record's entries, in files' order: SSTs, then blob files. */
+	entries = calloc(n_files ? n_files : 1, sizeof(*entries));
+	if (!buf || !entries) {
 		rc = bk_fail(e, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -347,20 +364,23 @@ static int backup_checkpoint(struct bdir *d, const char *name,
 		goto out;
 
 	/* Decide first, so that progress knows the total. */
-	for (size_t i = 0; i < n_ssts; i++) {
-		struct ck_sst *s = &ssts[i];
-		const struct bk_sst *k = known_sst(d, ck->identity, s->number);
+	for (size_t i = 0; i < n_files; i++) {
+		struct ck_file *s = &files[i];
+		const struct bk_sst *k =
+			known_file(d, ck->identity, s->kind, s->number);
 		struct stat st;
 
-		bdir_sst_path(path, sizeof(path), ck->identity, s->number);
+		n_of[s->kind]++;
+		bdir_file_path(path, sizeof(path), ck->identity, s->kind,
+			       s->number);
 		if (k && k->size != s->size) {
 			rc = bk_fail(e, -EEXIST,
 				     "%s holds %" PRIu64 " bytes "
-				     "for SST %s of store %s, the store has "
+				     "for %s %s of store %s, the store has "
 				     "%" PRIu64 " (two stores with one "
-				     "stores with one identity?)",
-				     d->path, k->size, s->name, ck->identity,
-				     s->size);
+				     "identity?)",
+				     d->path, k->size, bk_kind_name(s->kind),
+				     s->name, ck->identity, s->size);
 			goto out;
 		}
 		if (k && fstatat(d->fd, path, &st, 0) == 0 &&
@@ -374,11 +394,12 @@ static int backup_checkpoint(struct bdir *d, const char *name,
 			}
 			if (!same) {
 				rc = bk_fail(e, -EEXIST,
-					     "%s/%s differs from SST %s of "
+					     "%s/%s differs from %s %s of "
 					     "store %s (a damaged backup file, "
 					     "or two "
 					     "stores with one identity?)",
-					     d->path, path, s->name,
+					     d->path, path,
+					     bk_kind_name(s->kind), s->name,
 					     ck->identity);
 				goto out;
 			}
@@ -391,19 +412,20 @@ static int backup_checkpoint(struct bdir *d, const char *name,
 	}
 
 	bprog_init(&prog, "backup", to_copy, n_to_copy);
-	for (size_t i = 0; i < n_ssts; i++) {
-		struct ck_sst *s = &ssts[i];
+	for (size_t i = 0; i < n_files; i++) {
+		struct ck_file *s = &files[i];
 		uint64_t size, xxh;
 
-		r.ssts[i].number = s->number;
-		r.ssts[i].size = s->size;
+		entries[i].number = s->number;
+		entries[i].size = s->size;
 		if (!s->is_copied) {
-			r.ssts[i].xxh = s->xxh;
+			entries[i].xxh = s->xxh;
 			bs->n_reused++;
 			bs->bytes_reused += s->size;
 			continue;
 		}
-		bdir_sst_path(path, sizeof(path), ck->identity, s->number);
+		bdir_file_path(path, sizeof(path), ck->identity, s->kind,
+			       s->number);
 		rc = bfile_copy(ckfd, s->name, d->fd, path, 0400, buf, &prog,
 				&size, &xxh, e);
 		if (rc)
@@ -416,7 +438,7 @@ static int backup_checkpoint(struct bdir *d, const char *name,
 			goto out_prog;
 		}
 		s->xxh = xxh;
-		r.ssts[i].xxh = xxh;
+		entries[i].xxh = xxh;
 		bs->n_copied++;
 		bs->bytes_copied += size;
 		bprog_file_done(&prog);
@@ -426,13 +448,14 @@ static int backup_checkpoint(struct bdir *d, const char *name,
 	/* Re-read what was written (from the disk: the copies were dropped
 	 * from the page cache after their fsync). */
 	bprog_init(&prog, "backup: checking the copies", to_copy, n_to_copy);
-	for (size_t i = 0; i < n_ssts; i++) {
-		struct ck_sst *s = &ssts[i];
+	for (size_t i = 0; i < n_files; i++) {
+		struct ck_file *s = &files[i];
 		uint64_t size, xxh;
 
 		if (!s->is_copied)
 			continue;
-		bdir_sst_path(path, sizeof(path), ck->identity, s->number);
+		bdir_file_path(path, sizeof(path), ck->identity, s->kind,
+			       s->number);
 		rc = bfile_hash(d->fd, path, buf, &prog, &size, &xxh, e);
 		if (rc)
 			goto out_prog;
@@ -456,7 +479,10 @@ static int backup_checkpoint(struct bdir *d, const char *name,
 	r.snap_ns = ck->snap_ns;
 	memcpy(r.identity, ck->identity, sizeof(r.identity));
 	snprintf(r.name, sizeof(r.name), "%s", name);
-	r.n_ssts = n_ssts;
+	r.ssts = entries;
+	r.n_ssts = n_of[BK_KIND_SST];
+	r.blobs = entries + n_of[BK_KIND_SST];
+	r.n_blobs = n_of[BK_KIND_BLOB];
 	r.metas = metas;
 	r.n_metas = n_metas;
 	rc = brec_encode(&r, &rec, &rec_len, e);
@@ -482,11 +508,11 @@ out_prog:
 out:
 	free(back);
 	free(rec);
-	free(r.ssts);
+	free(entries);
 	free(buf);
 	for (size_t i = 0; i < n_metas; i++)
 		free(datas[i]);
-	free(ssts);
+	free(files);
 	close(ckfd);
 	return rc;
 }
@@ -645,8 +671,15 @@ static int backup_list(const char *dest)
 
 		if (encoded_len(r->name) > width)
 			width = encoded_len(r->name);
-		for (size_t j = 0; j < r->n_ssts && !rc; j++)
-			rc = bset_add(uses, r->identity, r->ssts[j].number) < 0;
+		for (int k = 0; k < BK_N_KINDS && !rc; k++) {
+			size_t n;
+			const struct bk_sst *f =
+				brec_files(r, (enum bk_kind)k, &n);
+
+			for (size_t j = 0; j < n && !rc; j++)
+				rc = bset_add(uses, r->identity,
+					      (enum bk_kind)k, f[j].number) < 0;
+		}
 	}
 	if (rc) {
 		fprintf(stderr, "lsmfsctl: out of memory\n");
@@ -659,18 +692,26 @@ static int backup_list(const char *dest)
 		uint64_t size = r->buf_len, unique = r->buf_len;
 		char t1[40], t2[40], h1[32], h2[32];
 
-		for (size_t j = 0; j < r->n_ssts; j++) {
-			size += r->ssts[j].size;
-			if (bset_count(uses, r->identity, r->ssts[j].number) ==
-			    1)
-				unique += r->ssts[j].size;
+		for (int k = 0; k < BK_N_KINDS; k++) {
+			size_t n;
+			const struct bk_sst *f =
+				brec_files(r, (enum bk_kind)k, &n);
+
+			for (size_t j = 0; j < n; j++) {
+				size += f[j].size;
+				if (bset_count(uses, r->identity,
+					       (enum bk_kind)k,
+					       f[j].number) == 1)
+					unique += f[j].size;
+			}
 		}
 		bk_print_name(stdout, r->name);
 		printf("%*s  %-24s  %-24s  %6zu  %10s  %10s\n",
 		       (int)(width - encoded_len(r->name)), "",
 		       fmt_time(r->snap_ns, t1, sizeof(t1)),
 		       fmt_time(r->backup_ns, t2, sizeof(t2)),
-		       r->n_ssts + r->n_metas, bk_human(size, h1, sizeof(h1)),
+		       r->n_ssts + r->n_blobs + r->n_metas,
+		       bk_human(size, h1, sizeof(h1)),
 		       bk_human(unique, h2, sizeof(h2)));
 	}
 	for (size_t i = 0; i < d.n_damaged; i++)
@@ -694,8 +735,9 @@ static int newest_first(const void *a, const void *b)
 	return x->number > y->number ? -1 : x->number < y->number;
 }
 
-/* Deletes the SSTs of sst/IDENTITY/ that no key in `keep` names, and
- * temporary files; removes the directory when it ends up empty. */
+/* Deletes the SSTs and blob files of sst/IDENTITY/ that no key in `keep`
+ * names, and temporary files; removes the directory when it ends up
+ * empty. */
 static int prune_identity(struct bdir *d, int sstfd, const char *identity,
 			  const struct bset *keep, uint64_t *n_files,
 			  uint64_t *n_bytes, struct bk_err *e)
@@ -715,14 +757,15 @@ static int prune_identity(struct bdir *d, int sstfd, const char *identity,
 		return bk_fail(e, -errno, "%s: %s", d->path, strerror(errno));
 	}
 	while ((de = readdir(dir)) != NULL) {
+		enum bk_kind kind;
 		uint64_t number;
 		struct stat st;
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (!bfile_is_tmp_name(de->d_name) &&
-		    (!bfile_is_sst_name(de->d_name, &number) ||
-		     bset_count(keep, identity, number) > 0)) {
+		    (!bfile_is_store_file_name(de->d_name, &kind, &number) ||
+		     bset_count(keep, identity, kind, number) > 0)) {
 			is_empty = false;
 			continue;
 		}
@@ -795,12 +838,19 @@ static int backup_prune(const char *dest, const char *keep_arg)
 		char path[64];
 
 		if (i < n_keep) {
-			for (size_t j = 0; j < r->n_ssts; j++) {
-				if (bset_add(keep, r->identity,
-					     r->ssts[j].number) < 0) {
-					rc = bk_fail(&e, -ENOMEM,
-						     "out of memory");
-					goto out;
+			for (int k = 0; k < BK_N_KINDS; k++) {
+				size_t n;
+				const struct bk_sst *f =
+					brec_files(r, (enum bk_kind)k, &n);
+
+				for (size_t j = 0; j < n; j++) {
+					if (bset_add(keep, r->identity,
+						     (enum bk_kind)k,
+						     f[j].number) < 0) {
+						rc = bk_fail(&e, -ENOMEM,
+							     "out of memory");
+						goto out;
+					}
 				}
 			}
 			continue;
@@ -879,57 +929,75 @@ static void problem(const struct bdir *d, const char *path,
 	fprintf(stderr, ")\n");
 }
 
+/* bk_verify_record for one file. */
+static int verify_file(struct bdir *d, const struct bk_record *r,
+		       enum bk_kind kind, const struct bk_sst *s, uint8_t *buf,
+		       struct bk_prog *p, struct bset *checked,
+		       uint64_t *n_problems, uint64_t *n_bytes,
+		       struct bk_err *e)
+{
+	struct bk_err why = {0};
+	uint64_t size, xxh;
+	char path[256];
+	struct stat st;
+	int rc;
+
+	if (bk_interrupted())
+		return bk_fail(e, -EINTR, "interrupted");
+	if (checked) {
+		if (bset_count(checked, r->identity, kind, s->number))
+			return 0;
+		if (bset_add(checked, r->identity, kind, s->number) < 0)
+			return bk_fail(e, -ENOMEM, "out of memory");
+	}
+	bdir_file_path(path, sizeof(path), r->identity, kind, s->number);
+	if (fstatat(d->fd, path, &st, 0) != 0) {
+		problem(d, path, r, "%s",
+			errno == ENOENT ? "missing" : strerror(errno));
+		(*n_problems)++;
+		return 0;
+	}
+	if ((uint64_t)st.st_size != s->size) {
+		problem(d, path, r, "size %" PRIu64 ", expected %" PRIu64,
+			(uint64_t)st.st_size, s->size);
+		(*n_problems)++;
+		if (p)
+			bprog_add(p, s->size);
+		return 0;
+	}
+	rc = bfile_hash(d->fd, path, buf, p, &size, &xxh, &why);
+	if (rc == -EINTR || rc == -ENOMEM)
+		return bk_fail(e, rc, "%s", why.msg);
+	if (rc) {
+		problem(d, path, r, "%s", why.msg);
+		(*n_problems)++;
+		return 0;
+	}
+	*n_bytes += size;
+	if (size != s->size || xxh != s->xxh) {
+		problem(d, path, r, "checksum mismatch (corrupt)");
+		(*n_problems)++;
+	}
+	if (p)
+		bprog_file_done(p);
+	return 0;
+}
+
 int bk_verify_record(struct bdir *d, const struct bk_record *r, uint8_t *buf,
 		     struct bk_prog *p, struct bset *checked,
 		     uint64_t *n_problems, uint64_t *n_bytes, struct bk_err *e)
 {
-	for (size_t i = 0; i < r->n_ssts; i++) {
-		const struct bk_sst *s = &r->ssts[i];
-		struct bk_err why = {0};
-		uint64_t size, xxh;
-		char path[256];
-		struct stat st;
-		int rc;
+	for (int k = 0; k < BK_N_KINDS; k++) {
+		size_t n;
+		const struct bk_sst *f = brec_files(r, (enum bk_kind)k, &n);
 
-		if (bk_interrupted())
-			return bk_fail(e, -EINTR, "interrupted");
-		if (checked) {
-			if (bset_count(checked, r->identity, s->number))
-				continue;
-			if (bset_add(checked, r->identity, s->number) < 0)
-				return bk_fail(e, -ENOMEM, "out of memory");
+		for (size_t i = 0; i < n; i++) {
+			int rc =
+				verify_file(d, r, (enum bk_kind)k, &f[i], buf,
+					    p, checked, n_problems, n_bytes, e);
+			if (rc)
+				return rc;
 		}
-		bdir_sst_path(path, sizeof(path), r->identity, s->number);
-		if (fstatat(d->fd, path, &st, 0) != 0) {
-			problem(d, path, r, "%s",
-				errno == ENOENT ? "missing" : strerror(errno));
-			(*n_problems)++;
-			continue;
-		}
-		if ((uint64_t)st.st_size != s->size) {
-			problem(d, path, r,
-				"size %" PRIu64 ", expected %" PRIu64,
-				(uint64_t)st.st_size, s->size);
-			(*n_problems)++;
-			if (p)
-				bprog_add(p, s->size);
-			continue;
-		}
-		rc = bfile_hash(d->fd, path, buf, p, &size, &xxh, &why);
-		if (rc == -EINTR || rc == -ENOMEM)
-			return bk_fail(e, rc, "%s", why.msg);
-		if (rc) {
-			problem(d, path, r, "%s", why.msg);
-			(*n_problems)++;
-			continue;
-		}
-		*n_bytes += size;
-		if (size != s->size || xxh != s->xxh) {
-			problem(d, path, r, "checksum mismatch (corrupt)");
-			(*n_problems)++;
-		}
-		if (p)
-			bprog_file_done(p);
 	}
 	return 0;
 }
@@ -990,13 +1058,24 @@ int cmd_verify(int argc, char **argv)
 	for (size_t i = 0; i < d.n_recs; i++) {
 		if (only && &d.recs[i] != only)
 			continue;
-		for (size_t j = 0; j < d.recs[i].n_ssts; j++) {
-			const struct bk_sst *s = &d.recs[i].ssts[j];
+		for (int k = 0; k < BK_N_KINDS; k++) {
+			size_t n;
+			const struct bk_sst *f =
+				brec_files(&d.recs[i], (enum bk_kind)k, &n);
 
-			if (bset_add(checked, d.recs[i].identity, s->number) ==
-			    1) {
-				total += s->size;
-				n_files++;
+			for (size_t j = 0; j < n; j++) {
+				int c = bset_add(checked, d.recs[i].identity,
+						 (enum bk_kind)k, f[j].number);
+
+				if (c < 0) {
+					rc = bk_fail(&e, -ENOMEM,
+						     "out of memory");
+					goto out;
+				}
+				if (c == 1) {
+					total += f[j].size;
+					n_files++;
+				}
 			}
 		}
 	}

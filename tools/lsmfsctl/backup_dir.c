@@ -37,9 +37,11 @@
 #define MARKER_FORMAT 1
 #define MARKER_MAX 4096
 
-void bdir_sst_path(char *buf, size_t cap, const char *identity, uint64_t number)
+void bdir_file_path(char *buf, size_t cap, const char *identity,
+		    enum bk_kind kind, uint64_t number)
 {
-	snprintf(buf, cap, BK_SST "/%s/%06" PRIu64 ".sst", identity, number);
+	snprintf(buf, cap, BK_SST "/%s/%06" PRIu64 ".%s", identity, number,
+		 bk_kind_suffix(kind));
 }
 
 void bdir_record_path(char *buf, size_t cap, uint64_t number)
@@ -381,10 +383,11 @@ void bdir_remove_tmp(struct bdir *d)
 	closedir(dir);
 }
 
-/* ---- sets of SST keys ----------------------------------------------- */
+/* ---- sets of file keys ---------------------------------------------- */
 
 struct bset_slot {
 	char identity[BK_IDENTITY_LEN + 1]; /* "" for an empty slot */
+	enum bk_kind kind;
 	uint64_t number;
 	uint32_t count;
 };
@@ -418,9 +421,10 @@ void bset_free(struct bset *s)
 	free(s);
 }
 
-static size_t bset_hash(const char *identity, uint64_t number)
+static size_t bset_hash(const char *identity, enum bk_kind kind,
+			uint64_t number)
 {
-	uint64_t h = number * 0x9e3779b97f4a7c15ull;
+	uint64_t h = (number * 2 + (uint64_t)kind) * 0x9e3779b97f4a7c15ull;
 
 	for (const char *c = identity; *c; c++)
 		h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
@@ -428,15 +432,16 @@ static size_t bset_hash(const char *identity, uint64_t number)
 }
 
 static struct bset_slot *bset_slot(const struct bset *s, const char *identity,
-				   uint64_t number)
+				   enum bk_kind kind, uint64_t number)
 {
-	size_t i = bset_hash(identity, number) & (s->cap - 1);
+	size_t i = bset_hash(identity, kind, number) & (s->cap - 1);
 
 	for (;;) {
 		struct bset_slot *sl = &s->slots[i];
 
 		if (!sl->identity[0] ||
-		    (sl->number == number && !strcmp(sl->identity, identity)))
+		    (sl->number == number && sl->kind == kind &&
+		     !strcmp(sl->identity, identity)))
 			return sl;
 		i = (i + 1) & (s->cap - 1);
 	}
@@ -454,29 +459,32 @@ static int bset_grow(struct bset *s)
 	}
 	for (size_t i = 0; i < old.cap; i++) {
 		if (old.slots[i].identity[0])
-			*bset_slot(s, old.slots[i].identity,
+			*bset_slot(s, old.slots[i].identity, old.slots[i].kind,
 				   old.slots[i].number) = old.slots[i];
 	}
 	free(old.slots);
 	return 0;
 }
 
-int bset_add(struct bset *s, const char *identity, uint64_t number)
+int bset_add(struct bset *s, const char *identity, enum bk_kind kind,
+	     uint64_t number)
 {
 	struct bset_slot *sl;
 
 	if ((s->n + 1) * 2 > s->cap && bset_grow(s) != 0)
 		return -ENOMEM;
-	sl = bset_slot(s, identity, number);
+	sl = bset_slot(s, identity, kind, number);
 	if (!sl->identity[0]) {
 		snprintf(sl->identity, sizeof(sl->identity), "%s", identity);
+		sl->kind = kind;
 		sl->number = number;
 		s->n++;
 	}
 	return (int)++sl->count;
 }
 
-uint32_t bset_count(const struct bset *s, const char *identity, uint64_t number)
+uint32_t bset_count(const struct bset *s, const char *identity,
+		    enum bk_kind kind, uint64_t number)
 {
-	return bset_slot(s, identity, number)->count;
+	return bset_slot(s, identity, kind, number)->count;
 }

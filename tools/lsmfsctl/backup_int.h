@@ -19,6 +19,11 @@
 #define BK_E_CORRUPT (-EBADMSG)
 #define BK_E_FORMAT (-EPROTONOSUPPORT)
 
+/* The files of a store that a backup keeps in DEST by (store identity,
+ * file number), each immutable once in a checkpoint: SSTs and blob files
+ * (the engine numbers both from one counter). */
+enum bk_kind { BK_KIND_SST, BK_KIND_BLOB, BK_N_KINDS };
+
 /* ---- backup_io.c: errors, progress, signals, file helpers ---------- */
 
 /* The first failure of a command: its status and one line saying what
@@ -97,6 +102,13 @@ int bfile_fsync_dir(int dirfd, const char *name, struct bk_err *e);
 int bfile_remove_tree(int dirfd, const char *name);
 /* True for NNNNNN.sst (6+ digits); sets *number. */
 bool bfile_is_sst_name(const char *name, uint64_t *number);
+/* True for NNNNNN.sst or NNNNNN.blob (6+ digits); sets *kind, *number. */
+bool bfile_is_store_file_name(const char *name, enum bk_kind *kind,
+			      uint64_t *number);
+/* "sst" / "blob": the file name suffix; "SST" / "blob file": for
+ * messages. */
+const char *bk_kind_suffix(enum bk_kind kind);
+const char *bk_kind_name(enum bk_kind kind);
 /* True when name is a temporary name (contains ".tmp-"). */
 bool bfile_is_tmp_name(const char *name);
 /* Writes s percent-encoded (bytes outside 0x21..0x7e and '%') to f. */
@@ -112,6 +124,7 @@ int64_t bk_now_ns(void);
 #define BK_META_MAX 64
 #define BK_RECORD_MAX (1u << 30)
 
+/* One SST or blob file a record names. */
 struct bk_sst {
 	uint64_t number;
 	uint64_t size;
@@ -126,8 +139,9 @@ struct bk_meta {
 			      * caller's buffer when encoding */
 };
 
-/* One backup record. Decoded records own ssts, metas and buf (the file's
- * bytes, which metas[i].data point into); brec_release frees them. */
+/* One backup record. Decoded records own ssts, blobs, metas and buf (the
+ * file's bytes, which metas[i].data point into); brec_release frees
+ * them. */
 struct bk_record {
 	uint64_t number;
 	int64_t backup_ns;
@@ -138,13 +152,16 @@ struct bk_record {
 	char name[BK_NAME_MAX + 1];
 	struct bk_sst *ssts; /* ascending numbers */
 	size_t n_ssts;
+	struct bk_sst *blobs; /* blob files, ascending numbers */
+	size_t n_blobs;
 	struct bk_meta *metas;
 	size_t n_metas;
 	uint8_t *buf;
 	size_t buf_len; /* = the record file's size */
 };
 
-/* Encodes r (ssts sorted ascending, unique) into a malloc'd buffer. */
+/* Encodes r (ssts and blobs each sorted ascending, unique) into a
+ * malloc'd buffer. */
 int brec_encode(const struct bk_record *r, uint8_t **out, size_t *out_len,
 		struct bk_err *e);
 /* Decodes p[0..len) into *r; r->metas point into p (the caller sets
@@ -155,7 +172,15 @@ int brec_decode(const uint8_t *p, size_t len, const char *file,
 void brec_release(struct bk_record *r);
 bool brec_valid_identity(const char *s, size_t len);
 bool brec_valid_meta_name(const char *s, size_t len);
-const struct bk_sst *brec_find_sst(const struct bk_record *r, uint64_t number);
+/* The files of one kind r names, ascending numbers. */
+static inline const struct bk_sst *brec_files(const struct bk_record *r,
+					      enum bk_kind kind, size_t *n)
+{
+	*n = kind == BK_KIND_BLOB ? r->n_blobs : r->n_ssts;
+	return kind == BK_KIND_BLOB ? r->blobs : r->ssts;
+}
+const struct bk_sst *brec_find(const struct bk_record *r, enum bk_kind kind,
+			       uint64_t number);
 
 /* ---- backup_dir.c: DEST --------------------------------------------- */
 
@@ -188,27 +213,29 @@ int bdir_open(struct bdir *d, const char *path, bool create, bool exclusive,
 	      struct bk_err *e);
 void bdir_close(struct bdir *d);
 const struct bk_record *bdir_find(const struct bdir *d, const char *name);
-/* "sst/IDENTITY/NNNNNN.sst" and "records/NNNNNNNN.rec". */
-void bdir_sst_path(char *buf, size_t cap, const char *identity,
-		   uint64_t number);
+/* "sst/IDENTITY/NNNNNN.sst" (or .blob) and "records/NNNNNNNN.rec". */
+void bdir_file_path(char *buf, size_t cap, const char *identity,
+		    enum bk_kind kind, uint64_t number);
 void bdir_record_path(char *buf, size_t cap, uint64_t number);
 /* Deletes leftover temporary files (caller holds the exclusive lock). */
 void bdir_remove_tmp(struct bdir *d);
 
-/* A multiset of SST keys (store identity, file number): which files
- * records use, which were checked. Open addressing; grows. */
+/* A multiset of file keys (store identity, kind, file number): which
+ * files records use, which were checked. Open addressing; grows. */
 struct bset;
 struct bset *bset_new(void);
 void bset_free(struct bset *s);
 /* Adds one use of the key; the new count (>= 1), or -ENOMEM. */
-int bset_add(struct bset *s, const char *identity, uint64_t number);
+int bset_add(struct bset *s, const char *identity, enum bk_kind kind,
+	     uint64_t number);
 uint32_t bset_count(const struct bset *s, const char *identity,
-		    uint64_t number);
+		    enum bk_kind kind, uint64_t number);
 
 /* ---- backup.c ------------------------------------------------------ */
 
-/* Checks every SST r names (present, size, XXH3; its meta files were
- * checked when the record decoded) and reports each problem on stderr
+/* Checks every SST and blob file r names (present, size, XXH3; its meta
+ * files were checked when the record decoded) and reports each problem on
+ * stderr
  * ("lsmfsctl: verify: PATH: what (backup NAME)"). Keys in `checked` are
  * skipped and every key checked is added (NULL: check all). Adds the
  * problems to *n_problems and the bytes read to *n_bytes. 0, or an

@@ -213,7 +213,18 @@ void bprog_end(struct bk_prog *p)
 
 /* ---- files ---------------------------------------------------------- */
 
-bool bfile_is_sst_name(const char *name, uint64_t *number)
+const char *bk_kind_suffix(enum bk_kind kind)
+{
+	return kind == BK_KIND_BLOB ? "blob" : "sst";
+}
+
+const char *bk_kind_name(enum bk_kind kind)
+{
+	return kind == BK_KIND_BLOB ? "blob file" : "SST";
+}
+
+/* NNNNNN.<suffix>, 6+ digits, as the engine names its files. */
+static bool is_numbered(const char *name, const char *suffix, uint64_t *number)
 {
 	uint64_t n = 0;
 	size_t i;
@@ -223,10 +234,28 @@ bool bfile_is_sst_name(const char *name, uint64_t *number)
 			return false;
 		n = n * 10 + (uint64_t)(name[i] - '0');
 	}
-	if (i < 6 || strcmp(name + i, ".sst") != 0)
+	if (i < 6 || name[i] != '.' || strcmp(name + i + 1, suffix) != 0)
 		return false;
 	*number = n;
 	return true;
+}
+
+bool bfile_is_sst_name(const char *name, uint64_t *number)
+{
+	return is_numbered(name, "sst", number);
+}
+
+bool bfile_is_store_file_name(const char *name, enum bk_kind *kind,
+			      uint64_t *number)
+{
+	for (int k = 0; k < BK_N_KINDS; k++) {
+		if (is_numbered(name, bk_kind_suffix((enum bk_kind)k),
+				number)) {
+			*kind = (enum bk_kind)k;
+			return true;
+		}
+	}
+	return false;
 }
 
 bool bfile_is_tmp_name(const char *name)

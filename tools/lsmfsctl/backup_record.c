@@ -2,20 +2,26 @@
  * backup_record.c - encoder and decoder of the backup record file
  * (docs/BACKUP-FORMAT.md, "Record").
  *
- * Why: the record is the only thing that says which SSTs a backup needs
- * and what their bytes must hash to, so it is self-checking (a trailing
- * XXH3-64 over everything) and decoded defensively: every length and
- * count is checked against the bytes that remain before it is used, and
- * any failure is reported through corrupt() with the offset.
+ * Why: the record is the only thing that says which SSTs and blob files
+ * a backup needs and what their bytes must hash to, so it is
+ * self-checking (a trailing XXH3-64 over everything) and decoded defensively:
+ * every length and count is checked against the bytes that remain before it is
+ * used, and any failure is reported through corrupt() with the offset.
  *
  * Invariants:
  *  1. brec_decode accepts exactly what brec_encode produces for a valid
  *     record: magic, version 1, no unknown incompatible feature, a valid
- *     identity and name, SST numbers strictly ascending, 1..BK_META_MAX
- *     meta files with safe, unique names, content checksums that match,
- *     and no trailing bytes.
+ *     identity and name, SST numbers strictly ascending, the blob file
+ *     list present exactly when the BLOBS feature bit is set and then
+ *     non-empty with numbers strictly ascending, 1..BK_META_MAX meta
+ *     files with safe, unique names, content checksums that match, and no
+ *     trailing bytes.
  *  2. A decoded record's metas[i].data point into the decoded buffer;
  *     nothing else borrows from it.
+ *  3. A record without blob files is byte for byte what lsmfsctl wrote
+ *     before blob files existed (feature bits 0), so older lsmfsctl
+ *     versions keep reading it; one with blob files sets an incompatible
+ *     feature bit, which they refuse by name instead of misreading.
  *
  * Thread safety: pure functions on caller-owned data.
  */
@@ -29,7 +35,9 @@
 #define REC_MAGIC "LSMFSBAK"
 #define REC_MAGIC_LEN 8
 #define REC_VERSION 1u
-#define REC_INCOMPAT_KNOWN 0u
+/* Incompatible feature: a blob file list follows the SST list. */
+#define REC_INCOMPAT_BLOBS 0x1u
+#define REC_INCOMPAT_KNOWN REC_INCOMPAT_BLOBS
 
 /* Fixed part: magic, version, incompat, compat, number, backup time,
  * snapshot id, seq and time, identity. */
@@ -106,21 +114,25 @@ bool brec_valid_meta_name(const char *s, size_t len)
 		      c == '-'))
 			return false;
 	}
+	enum bk_kind kind;
+
 	memcpy(tmp, s, len);
 	tmp[len] = '\0';
-	return !bfile_is_sst_name(tmp, &number);
+	return !bfile_is_store_file_name(tmp, &kind, &number);
 }
 
-const struct bk_sst *brec_find_sst(const struct bk_record *r, uint64_t number)
+const struct bk_sst *brec_find(const struct bk_record *r, enum bk_kind kind,
+			       uint64_t number)
 {
-	size_t lo = 0, hi = r->n_ssts;
+	size_t lo = 0, hi;
+	const struct bk_sst *list = brec_files(r, kind, &hi);
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (r->ssts[mid].number == number)
-			return &r->ssts[mid];
-		if (r->ssts[mid].number < number)
+		if (list[mid].number == number)
+			return &list[mid];
+		if (list[mid].number < number)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -147,6 +159,8 @@ int brec_encode(const struct bk_record *r, uint8_t **out, size_t *out_len,
 			       "SSTs (1..%d allowed)",
 			       r->n_metas, BK_META_MAX);
 	len = REC_FIXED_LEN + 2 + name_len + 4 + 24 * r->n_ssts + 4 + 8;
+	if (r->n_blobs)
+		len += 4 + 24 * r->n_blobs;
 	for (size_t i = 0; i < r->n_metas; i++) {
 		const struct bk_meta *m = &r->metas[i];
 
@@ -160,6 +174,10 @@ int brec_encode(const struct bk_record *r, uint8_t **out, size_t *out_len,
 		if (r->ssts[i].number <= r->ssts[i - 1].number)
 			return bk_fail(e, -EINVAL, "SST list not sorted");
 	}
+	for (size_t i = 1; i < r->n_blobs; i++) {
+		if (r->blobs[i].number <= r->blobs[i - 1].number)
+			return bk_fail(e, -EINVAL, "blob file list not sorted");
+	}
 	if (len > BK_RECORD_MAX)
 		return bk_fail(e, -EFBIG, "backup record would be %zu bytes",
 			       len);
@@ -169,7 +187,8 @@ int brec_encode(const struct bk_record *r, uint8_t **out, size_t *out_len,
 	memcpy(p, REC_MAGIC, REC_MAGIC_LEN);
 	off = REC_MAGIC_LEN;
 	put_u32(p + off, REC_VERSION);
-	put_u32(p + off + 4, 0); /* incompatible features */
+	/* invariant 3: no blob files, no feature bit */
+	put_u32(p + off + 4, r->n_blobs ? REC_INCOMPAT_BLOBS : 0);
 	put_u32(p + off + 8, 0); /* compatible features */
 	off += 12;
 	put_u64(p + off, r->number);
@@ -190,6 +209,16 @@ int brec_encode(const struct bk_record *r, uint8_t **out, size_t *out_len,
 		put_u64(p + off + 8, r->ssts[i].size);
 		put_u64(p + off + 16, r->ssts[i].xxh);
 		off += 24;
+	}
+	if (r->n_blobs) {
+		put_u32(p + off, (uint32_t)r->n_blobs);
+		off += 4;
+		for (size_t i = 0; i < r->n_blobs; i++) {
+			put_u64(p + off, r->blobs[i].number);
+			put_u64(p + off + 8, r->blobs[i].size);
+			put_u64(p + off + 16, r->blobs[i].xxh);
+			off += 24;
+		}
 	}
 	put_u32(p + off, (uint32_t)r->n_metas);
 	off += 4;
@@ -295,6 +324,35 @@ int brec_decode(const uint8_t *p, size_t len, const char *file,
 		}
 		off += 24;
 	}
+	if (incompat & REC_INCOMPAT_BLOBS) {
+		if (body - off < 4) {
+			rc = corrupt(e, file, off, "truncated blob file count");
+			goto out_free;
+		}
+		n = get_u32(p + off);
+		off += 4;
+		if (n == 0 || n > (body - off) / 24) {
+			rc = corrupt(e, file, off - 4, "bad blob file count");
+			goto out_free;
+		}
+		d.n_blobs = n;
+		d.blobs = calloc(n, sizeof(*d.blobs));
+		if (!d.blobs) {
+			rc = bk_fail(e, -ENOMEM, "out of memory");
+			goto out_free;
+		}
+		for (uint32_t i = 0; i < n; i++) {
+			d.blobs[i].number = get_u64(p + off);
+			d.blobs[i].size = get_u64(p + off + 8);
+			d.blobs[i].xxh = get_u64(p + off + 16);
+			if (i && d.blobs[i].number <= d.blobs[i - 1].number) {
+				rc = corrupt(e, file, off,
+					     "blob file numbers not ascending");
+				goto out_free;
+			}
+			off += 24;
+		}
+	}
 	if (body - off < 4) {
 		rc = corrupt(e, file, off, "truncated meta file count");
 		goto out_free;
@@ -364,6 +422,7 @@ int brec_decode(const uint8_t *p, size_t len, const char *file,
 	return 0;
 out_free:
 	free(d.ssts);
+	free(d.blobs);
 	free(d.metas);
 	return rc;
 }
@@ -371,6 +430,7 @@ out_free:
 void brec_release(struct bk_record *r)
 {
 	free(r->ssts);
+	free(r->blobs);
 	free(r->metas);
 	free(r->buf);
 	memset(r, 0, sizeof(*r));

@@ -14,6 +14,11 @@
  * -> open it, open the snapshot -> write NEWSTORE.tmp-PID in batches ->
  * sync, close -> rename to NEWSTORE (never over one) -> remove .src.
  *
+ * The .src store is the checkpoint rebuilt: its SSTs and blob files
+ * (values the tree refers to, beside the SSTs as the engine expects
+ * them), and the meta files. Reading it follows blob references, so a
+ * value that cannot be read stops the restore with the engine's error.
+ *
  * Invariants:
  *  1. Nothing is written outside DEST's lock until every file of the
  *     backup verified.
@@ -21,7 +26,8 @@
  *     rename), or not at all: on any failure both temporary stores are
  *     removed.
  *  3. Files of DEST are only ever linked, never opened for writing; the
- *     engine never writes into an existing SST.
+ *     engine never writes into an existing SST or into a blob file a
+ *     manifest lists (and the .src store is opened read-only).
  *
  * Thread safety: single-threaded command; the engine runs its own
  * background threads inside the two lsm_db handles.
@@ -37,6 +43,7 @@
 #include <unistd.h>
 
 #include "backup_int.h"
+#include "inode.h"
 #include "lsm.h"
 #include "lsmfsctl.h"
 
@@ -58,35 +65,52 @@ static int lsm_fail(struct bk_err *e, int rc, const char *what,
 		       detail[0] ? ": " : "", detail);
 }
 
-/* Links (or copies, across file systems) every SST of r into srcfd and
- * writes the meta files. */
+/* Links (or copies, across file systems) one SST or blob file of r into
+ * srcfd under the engine's name for it. */
+static int place_file(struct bdir *d, const struct bk_record *r,
+		      enum bk_kind kind, const struct bk_sst *s, int srcfd,
+		      const char *src, uint8_t *buf, struct bk_err *e)
+{
+	char path[256], name[48];
+	uint64_t size, xxh;
+	int rc;
+
+	bdir_file_path(path, sizeof(path), r->identity, kind, s->number);
+	snprintf(name, sizeof(name), "%06" PRIu64 ".%s", s->number,
+		 bk_kind_suffix(kind));
+	if (linkat(d->fd, path, srcfd, name, 0) == 0)
+		return 0;
+	if (errno != EXDEV && errno != EPERM && errno != EMLINK &&
+	    errno != ENOTSUP)
+		return bk_fail(e, -errno, "link %s/%s to %s: %s", d->path, path,
+			       src, strerror(errno));
+	rc = bfile_copy(d->fd, path, srcfd, name, 0600, buf, NULL, &size, &xxh,
+			e);
+	if (rc)
+		return rc;
+	if (size != s->size || xxh != s->xxh)
+		return bk_fail(e, -EIO, "%s/%s: changed while being restored",
+			       d->path, path);
+	return 0;
+}
+
+/* Places every SST and blob file of r into srcfd and writes the meta
+ * files. */
 static int build_source(struct bdir *d, const struct bk_record *r, int srcfd,
 			const char *src, uint8_t *buf, struct bk_err *e)
 {
-	char path[256], name[32];
 	int rc;
 
-	for (size_t i = 0; i < r->n_ssts; i++) {
-		const struct bk_sst *s = &r->ssts[i];
-		uint64_t size, xxh;
+	for (int k = 0; k < BK_N_KINDS; k++) {
+		size_t n;
+		const struct bk_sst *f = brec_files(r, (enum bk_kind)k, &n);
 
-		bdir_sst_path(path, sizeof(path), r->identity, s->number);
-		snprintf(name, sizeof(name), "%06" PRIu64 ".sst", s->number);
-		if (linkat(d->fd, path, srcfd, name, 0) == 0)
-			continue;
-		if (errno != EXDEV && errno != EPERM && errno != EMLINK &&
-		    errno != ENOTSUP)
-			return bk_fail(e, -errno, "link %s/%s to %s: %s",
-				       d->path, path, src, strerror(errno));
-		rc = bfile_copy(d->fd, path, srcfd, name, 0600, buf, NULL,
-				&size, &xxh, e);
-		if (rc)
-			return rc;
-		if (size != s->size || xxh != s->xxh)
-			return bk_fail(e, -EIO,
-				       "%s/%s: changed while being "
-				       "restored",
-				       d->path, path);
+		for (size_t i = 0; i < n; i++) {
+			rc = place_file(d, r, (enum bk_kind)k, &f[i], srcfd,
+					src, buf, e);
+			if (rc)
+				return rc;
+		}
 	}
 	for (size_t i = 0; i < r->n_metas; i++) {
 		const struct bk_meta *m = &r->metas[i];
@@ -131,6 +155,10 @@ static int copy_keys(lsm_db *src, lsm_snapshot *snap, lsm_db *dst,
 		const void *k = lsm_iter_key(it, &kl);
 		const void *v = lsm_iter_value(it, &vl);
 
+		/* A value in a blob file that cannot be read invalidates
+		 * the iterator; its status says why (below). */
+		if (!lsm_iter_valid(it))
+			break;
 		rc = lsm_batch_put(b, k, kl, v, vl);
 		if (rc) {
 			rc = lsm_fail(e, rc, "cannot write", dst_path);
@@ -217,6 +245,9 @@ static int restore_keys(const struct bk_record *r, const char *src,
 	lsm_options_init(&o);
 	o.create_if_missing = true;
 	o.error_if_exists = true;
+	/* As the daemon writes (fs/main.c): full data blocks go to blob
+	 * files. */
+	o.blob_threshold = FS_BLOCK_SIZE;
 	rc = lsm_open(tmp, &o, &ndb);
 	if (rc) {
 		rc = lsm_fail(e, rc, "cannot create", tmp);
@@ -302,7 +333,9 @@ int bk_restore(int argc, char **argv)
 	/* Invariant 1: every file checks out before anything is made. */
 	for (size_t i = 0; i < r->n_ssts; i++)
 		total += r->ssts[i].size;
-	bprog_init(&prog, "restore: verifying", total, r->n_ssts);
+	for (size_t i = 0; i < r->n_blobs; i++)
+		total += r->blobs[i].size;
+	bprog_init(&prog, "restore: verifying", total, r->n_ssts + r->n_blobs);
 	rc = bk_verify_record(&d, r, buf, &prog, NULL, &n_problems, &n_bytes,
 			      &e);
 	bprog_end(&prog);

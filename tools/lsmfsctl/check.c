@@ -21,7 +21,11 @@
  *    key has an inode with nlink 0 (orphans are listed, not problems:
  *    the next mount deletes them);
  *  - B and X keys belong to an existing inode (B: a regular file, with
- *    no byte at or past its size; X: an inode flagged as owning xattrs).
+ *    no byte at or past its size; X: an inode flagged as owning xattrs);
+ *  - every value can be read: large values (data blocks) live in the
+ *    engine's blob files and are read, and checksummed, through them; a
+ *    value that cannot be read is a problem of its key, and the walk
+ *    goes on after that key.
  *
  * How: pass 1 loads every inode record (I keys) into a sorted array;
  * pass 2 walks all other keys in order, recording the dirents as
@@ -188,6 +192,87 @@ static int iter_range(struct check *ck, char lo_c, char hi_c, lsm_iter **out)
 	return lsm_iter_new(ck->db, &o, out);
 }
 
+/* "inode 5 block 3", "inode 5" or "key 42..." for problem lines. */
+static const char *key_name(const uint8_t *k, size_t klen, char *out,
+			    size_t cap)
+{
+	char kh[96];
+
+	if (klen == 17 && k[0] == KEY_BLOCK)
+		snprintf(out, cap, "inode %" PRIu64 " block %" PRIu64,
+			 key_get_be64(k + 1), key_get_be64(k + 9));
+	else if (klen == 9 && k[0] == KEY_INODE)
+		snprintf(out, cap, "inode %" PRIu64, key_get_be64(k + 1));
+	else
+		snprintf(out, cap, "key %s", hex(k, klen, kh, sizeof(kh)));
+	return out;
+}
+
+/*
+ * The value of the entry *it shows (key k). A value kept in a blob file
+ * is read here, and that read can fail (a checksum mismatch, a short or
+ * missing file), which leaves the iterator invalid. Such a failure is a
+ * problem of that key, not the end of the check: it is reported, *it is
+ * replaced by a new iterator over [lo_c, hi_c) placed just past k, and 0
+ * is returned (the caller goes on without lsm_iter_next). 1: *v and *vlen
+ * hold the value. < 0: an error that stops the check.
+ */
+static int entry_value(struct check *ck, lsm_iter **it, char lo_c, char hi_c,
+		       const uint8_t *k, size_t klen, const uint8_t **v,
+		       size_t *vlen)
+{
+	const uint8_t *val = lsm_iter_value(*it, vlen);
+	uint8_t *past;
+	char kn[112];
+	int rc;
+
+	if (lsm_iter_valid(*it)) {
+		*v = val;
+		return 1;
+	}
+	rc = lsm_iter_status(*it);
+	if (rc != LSM_E_CORRUPT && rc != LSM_E_FORMAT && rc != -EIO &&
+	    rc != -ENOENT)
+		return rc ? rc : -EIO;
+	problem(ck, "%s: value unreadable: %s%s%s",
+		key_name(k, klen, kn, sizeof(kn)), lsm_strerror(rc),
+		*lsm_errdetail() ? ": " : "", lsm_errdetail());
+	/* k || 0x00 is the smallest key after k. */
+	past = malloc(klen + 1);
+	if (!past)
+		return -ENOMEM;
+	memcpy(past, k, klen);
+	past[klen] = 0;
+	lsm_iter_free(*it);
+	*it = NULL;
+	rc = iter_range(ck, lo_c, hi_c, it);
+	if (!rc)
+		lsm_iter_seek(*it, past, klen + 1);
+	free(past);
+	return rc;
+}
+
+/* Adds an inode to the table (zeroed but for its number). */
+static int add_inode(struct check *ck, uint64_t ino, struct ck_inode **out)
+{
+	struct ck_inode *ci;
+
+	if (ck->n_inodes == ck->inodes_cap) {
+		size_t cap = ck->inodes_cap ? ck->inodes_cap * 2 : 1024;
+		struct ck_inode *a = realloc(ck->inodes, cap * sizeof(*a));
+
+		if (!a)
+			return -ENOMEM;
+		ck->inodes = a;
+		ck->inodes_cap = cap;
+	}
+	ci = &ck->inodes[ck->n_inodes++];
+	memset(ci, 0, sizeof(*ci));
+	ci->ino = ino;
+	*out = ci;
+	return 0;
+}
+
 /* Pass 1: every I key. */
 static int load_inodes(struct check *ck)
 {
@@ -197,10 +282,12 @@ static int load_inodes(struct check *ck)
 	rc = iter_range(ck, KEY_INODE, KEY_INODE + 1, &it);
 	if (rc)
 		return rc;
-	for (lsm_iter_first(it); lsm_iter_valid(it); lsm_iter_next(it)) {
-		size_t klen, vlen, tlen;
+	lsm_iter_first(it);
+	while (lsm_iter_valid(it)) {
+		size_t klen, vlen = 0, tlen;
 		const uint8_t *k = lsm_iter_key(it, &klen);
-		const uint8_t *v = lsm_iter_value(it, &vlen), *target;
+		const uint8_t *v = NULL, *target;
+		uint64_t ino = klen == 9 ? key_get_be64(k + 1) : 0;
 		struct lsmfs_inode in;
 		struct ck_inode *ci;
 		char kh[96];
@@ -208,27 +295,30 @@ static int load_inodes(struct check *ck)
 		if (klen != 9) {
 			problem(ck, "inode key %s has %zu bytes, not 9",
 				hex(k, klen, kh, sizeof(kh)), klen);
+			lsm_iter_next(it);
 			continue;
 		}
-		if (ck->n_inodes == ck->inodes_cap) {
-			size_t cap = ck->inodes_cap ? ck->inodes_cap * 2 : 1024;
-			struct ck_inode *a =
-				realloc(ck->inodes, cap * sizeof(*a));
-
-			if (!a) {
-				rc = -ENOMEM;
+		rc = entry_value(ck, &it, KEY_INODE, KEY_INODE + 1, k, klen, &v,
+				 &vlen);
+		if (rc < 0)
+			break;
+		if (rc == 0) {
+			/* Reported, and the iterator is past it. The inode
+			 * exists: no more lines about entries naming it. */
+			rc = add_inode(ck, ino, &ci);
+			if (rc)
 				break;
-			}
-			ck->inodes = a;
-			ck->inodes_cap = cap;
+			ci->is_bad = true;
+			continue;
 		}
-		ci = &ck->inodes[ck->n_inodes++];
-		memset(ci, 0, sizeof(*ci));
-		ci->ino = key_get_be64(k + 1);
+		rc = add_inode(ck, ino, &ci);
+		if (rc)
+			break;
 		if (inode_decode(v, vlen, ci->ino, &in, &target, &tlen) != 0) {
 			problem(ck, "inode %" PRIu64 ": %s", ci->ino,
 				inode_errdetail());
 			ci->is_bad = true;
+			lsm_iter_next(it);
 			continue;
 		}
 		ci->mode = in.mode;
@@ -252,8 +342,9 @@ static int load_inodes(struct check *ck)
 		    (in.mode & S_IFMT) != S_IFSOCK)
 			problem(ck, "inode %" PRIu64 ": unknown file type %#o",
 				ci->ino, in.mode & S_IFMT);
+		lsm_iter_next(it);
 	}
-	if (!rc)
+	if (!rc && it)
 		rc = lsm_iter_status(it);
 	lsm_iter_free(it);
 	return rc;
@@ -371,7 +462,6 @@ static void check_block(struct check *ck, const uint8_t *k, size_t klen,
 	uint64_t ino, idx;
 	char kh[96];
 
-	ck->n_blocks++;
 	if (klen != 17) {
 		problem(ck, "block key %s has %zu bytes, not 17",
 			hex(k, klen, kh, sizeof(kh)), klen);
@@ -494,15 +584,22 @@ static int walk_keys(struct check *ck)
 		return rc;
 	lsm_iter_first(it);
 	while (!rc && lsm_iter_valid(it)) {
-		size_t klen, vlen;
+		size_t klen, vlen = 0;
 		const uint8_t *k = lsm_iter_key(it, &klen);
-		const uint8_t *v = lsm_iter_value(it, &vlen);
+		const uint8_t *v = NULL;
 		char kh[96];
 
-		switch (klen ? k[0] : 0) {
-		case KEY_INODE:
+		if (klen && k[0] == KEY_INODE) {
 			lsm_iter_seek(it, &skip, 1); /* pass 1 did them */
 			continue;
+		}
+		if (klen && k[0] == KEY_BLOCK)
+			ck->n_blocks++; /* also when unreadable */
+		rc = entry_value(ck, &it, 0, 0, k, klen, &v, &vlen);
+		if (rc <= 0)
+			continue; /* reported (0) or fatal (< 0) */
+		rc = 0;
+		switch (klen ? k[0] : 0) {
 		case KEY_SUPER:
 			check_super(ck, k, klen, v, vlen);
 			break;
@@ -525,7 +622,7 @@ static int walk_keys(struct check *ck)
 		}
 		lsm_iter_next(it);
 	}
-	if (!rc)
+	if (!rc && it)
 		rc = lsm_iter_status(it);
 	lsm_iter_free(it);
 	return rc;
