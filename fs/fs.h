@@ -71,6 +71,7 @@ struct lsmfs {
 	lsm_db *db;
 	struct itable *itab;
 	const struct lsmfs_opts *opts;
+	bool writeback; /* the kernel keeps a writeback cache (times too) */
 	bool use_syslog;
 
 	pthread_mutex_t alloc_mu; /* protects the three fields below */

@@ -63,9 +63,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	struct lsmfs *fs = userdata;
 	const struct lsmfs_opts *o = fs->opts;
 
-	if (o->writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+	if (o->writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
-	else
+		fs->writeback = true;
+	} else
 		conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 	if (o->readdirplus && (conn->capable & FUSE_CAP_READDIRPLUS))
 		conn->want |= FUSE_CAP_READDIRPLUS;

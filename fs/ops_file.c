@@ -156,8 +156,14 @@ static int write_locked(struct lsmfs *fs, struct inode_ent *e, const char *buf,
 	if (!rc) {
 		if (end > in.size)
 			in.size = end;
-		inode_now(&in.mtime);
-		in.ctime = in.mtime;
+		/* With the writeback cache the kernel sets mtime and ctime
+		 * at write(2) and sends them in a SETATTR; pages may come
+		 * later, and stamping them here would store a time stat
+		 * never showed. */
+		if (!fs->writeback) {
+			inode_now(&in.mtime);
+			in.ctime = in.mtime;
+		}
 		rc = fs_batch_put_inode(b, e->ino, &in, NULL, 0);
 	}
 	if (!rc)

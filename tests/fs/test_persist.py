@@ -67,6 +67,33 @@ def test_tree_survives_remounts(mnt):
         assert not d, "\n".join(d)
 
 
+def test_rewritten_files_keep_their_times(mnt):
+    """Files rewritten in place (O_TRUNC, appends, writes into the middle)
+    show the same mtime and ctime before and after a remount: with the
+    kernel's writeback cache the kernel keeps the times of writes and the
+    daemon stores exactly those."""
+    rnd = random.Random(5)
+    for i in range(12):
+        write_file(mnt.p("r%02d" % i), rnd.randbytes(rnd.choice([100, 5000, 70000])))
+    time.sleep(0.05)
+    for i in range(12):
+        p = mnt.p("r%02d" % i)
+        if i % 3 == 0:
+            with open(p, "wb") as f:          # O_TRUNC rewrite
+                f.write(rnd.randbytes(3000))
+        elif i % 3 == 1:
+            with open(p, "ab") as f:          # append
+                f.write(rnd.randbytes(9000))
+        else:
+            with open(p, "r+b") as f:         # overwrite in the middle
+                f.seek(50)
+                f.write(b"middle")
+    before = snapshot(mnt.path)
+    mnt.remount()
+    d = diff_snapshots(before, snapshot(mnt.path))
+    assert not d, "\n".join(d)
+
+
 def test_tree_survives_sigterm(mnt):
     build_tree(mnt.path, seed=7)
     before = snapshot(mnt.path)
