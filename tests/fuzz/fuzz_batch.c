@@ -4,7 +4,7 @@
  * bytes.
  *
  * Invariants checked: entries come with consecutive sequence numbers from
- * the header's first sequence, kinds 0..2, keys and values inside the
+ * the header's first sequence, kinds 0..3, keys and values inside the
  * input; an accepted batch calls back exactly `count` times; a callback
  * error stops the walk and is returned as is.
  *
@@ -29,7 +29,7 @@ static int on_entry(void *ctx, uint64_t seq, unsigned kind, struct slice key,
 	struct walk *w = ctx;
 	if (seq != w->next_seq)
 		fuzz_fail("sequence numbers not consecutive");
-	if (kind > IKEY_RANGE_DELETE)
+	if (kind > IKEY_BLOB)
 		fuzz_fail("unknown kind handed out");
 	if ((key.len && (key.p < w->lo || key.p + key.len > w->hi)) ||
 	    (value.len && (value.p < w->lo || value.p + value.len > w->hi)))
