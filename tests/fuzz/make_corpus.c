@@ -1,7 +1,7 @@
 /*
  * make_corpus.c - writes the seed corpora of the fuzz targets
  * (tests/fuzz/corpus/<target>/) from the golden store and a few files
- * made here with the engine's writers.
+ * made here with the engine's writers (blob files: only files made here).
  *
  * What and why: a fuzzer finds far more when it starts from valid inputs
  * (it can then mutate its way into every decoder branch) plus a few known
@@ -17,12 +17,14 @@
  * Thread-safety: single-threaded program.
  */
 #include "batch.h"
+#include "blob/blob.h"
 #include "env/env.h"
 #include "sst/block.h"
 #include "sst/compress.h"
 #include "sst/sst.h"
 #include "sst/sst_format.h"
 #include "util/coding.h"
+#include "util/hash.h"
 #include "util/ikey.h"
 #include "version/version.h"
 #include "wal/wal.h"
@@ -323,6 +325,86 @@ static void sst_seeds(const char *store)
 	remove(path);
 }
 
+/* A blob file written with blobw_* into a scratch directory: header only
+ * (n_vals 0) or records, one of them with an empty value and one with an
+ * empty key. Returns the file's bytes; *ref0 = the first record's ref. */
+static uint8_t *blob_file(int n_vals, size_t *len, struct blob_ref *ref0)
+{
+	char dir[128], path[256];
+	struct blob_writer *w = NULL;
+	struct blob_ref ref;
+	uint8_t val[300];
+	int rc;
+
+	snprintf(dir, sizeof(dir), "/tmp/make_corpus_blob_%d", (int)getpid());
+	mkdir(dir, 0700);
+	if ((rc = blobw_open(env_posix(), dir, 5, &w)))
+		die("blobw_open", rc);
+	for (size_t i = 0; i < sizeof(val); i++)
+		val[i] = (uint8_t)(i * 7 + 1);
+	for (int i = 0; i < n_vals && !rc; i++) {
+		char k[16];
+		int kl = i == 3 ? 0 : snprintf(k, sizeof(k), "key%d", i);
+		size_t vl = i == 1 ? 0 : (size_t)(20 + 70 * i);
+		rc = blobw_add(w, slice_make(k, (size_t)kl),
+			       slice_make(val, vl), &ref);
+		if (i == 0 && ref0)
+			*ref0 = ref;
+	}
+	if (rc || (rc = blobw_close(w, false)))
+		die("blob file", rc);
+	blob_file_path(path, sizeof(path), dir, 5);
+	uint8_t *b = slurp(path, len);
+	remove(path);
+	rmdir(dir);
+	return b;
+}
+
+static void blob_seeds(void)
+{
+	struct blob_ref r = {0};
+	size_t len = 0;
+	uint8_t *b = blob_file(0, &len, NULL);
+	put_seed("fuzz_blob", "header-only.blob", b, len);
+	/* Version 2 with a good header checksum: an unknown format. */
+	put_fixed32(b + BLOB_HDR_VERSION_OFF, 2);
+	put_fixed32(b + BLOB_HDR_CHECK_OFF,
+		    lsm_checksum32(b, BLOB_HDR_CHECK_OFF));
+	put_seed("fuzz_blob", "version2.blob", b, len);
+	free(b);
+
+	b = blob_file(5, &len, &r);
+	put_seed("fuzz_blob", "records.blob", b, len);
+	put_seed("fuzz_blob", "torn-tail.blob", b, len - 50);
+	put_seed("fuzz_blob", "torn-last-byte.blob", b, len - 1);
+	uint8_t *c = malloc(len + 64);
+	memcpy(c, b, len);
+	memset(c + len, 0, 64);
+	put_seed("fuzz_blob", "zero-tail.blob", c, len + 64);
+	memcpy(c, b, len);
+	c[r.offset + r.len + 30] ^= 0x20; /* inside the third record */
+	put_seed("fuzz_blob", "damaged-record.blob", c, len);
+	free(c);
+	free(b);
+
+	/* References: a real one, the smallest, the largest, an overlong. */
+	uint8_t enc[BLOB_REF_MAX + 1];
+	size_t n = blob_ref_encode(enc, &r);
+	put_seed("fuzz_blob", "ref-real", enc, n);
+	struct blob_ref small = {1, 42, 0, lsm_checksum32("", 0)};
+	n = blob_ref_encode(enc, &small);
+	put_seed("fuzz_blob", "ref-small", enc, n);
+	struct blob_ref big = {UINT64_MAX, UINT64_MAX, BLOB_MAX_VALUE,
+			       0xffffffffu};
+	n = blob_ref_encode(enc, &big);
+	put_seed("fuzz_blob", "ref-max", enc, n);
+	n = blob_ref_encode(enc, &small);
+	memmove(enc + 2, enc + 1, n - 1);
+	enc[0] |= 0x80; /* number 1 as two bytes: not canonical */
+	enc[1] = 0;
+	put_seed("fuzz_blob", "ref-overlong", enc, n + 1);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
@@ -337,6 +419,7 @@ int main(int argc, char **argv)
 	manifest_seeds(argv[1]);
 	block_seeds(argv[1]);
 	sst_seeds(argv[1]);
+	blob_seeds();
 	printf("make_corpus: wrote %s\n", out_root);
 	return 0;
 }
