@@ -41,4 +41,7 @@
 /* Largest encoded reference: 10 + 10 + 5 + 4 bytes. */
 #define BLOB_REF_MAX 29u
 
+/* Writers reserve file space ahead in steps of this (blob_writer.c). */
+#define BLOB_RESERVE_STEP ((uint64_t)4 << 20)
+
 #endif

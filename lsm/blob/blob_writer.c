@@ -18,6 +18,11 @@
  *     first bad record.
  *  3. A reference handed out by blobw_add names bytes that are in the
  *     file (or the env's write buffer) and are never rewritten.
+ *  4. The file's space is reserved (allocated, zeros) ahead of the records
+ *     in BLOB_RESERVE_STEP steps, as the WALs' is: appends then go through
+ *     the env's mapping of reserved space, and a sync changes no file size
+ *     (a plain data flush). A synced close cuts the zeros off; readers
+ *     take a zero tail as a clean end in any case.
  *
  * Thread safety: none; the caller serializes calls on one writer.
  */
@@ -33,9 +38,10 @@ struct blob_writer {
 	struct env_wfile *f;
 	char *path;
 	uint64_t number;
-	uint64_t size;   /* bytes appended, header included */
-	uint64_t n_recs; /* records appended */
-	int err;         /* first error, or 0 */
+	uint64_t size;     /* bytes appended, header included */
+	uint64_t n_recs;   /* records appended */
+	uint64_t reserved; /* file size reserved so far */
+	int err;           /* first error, or 0 */
 };
 
 int blobw_open(lsm_env *env, const char *dir, uint64_t number,
@@ -109,6 +115,14 @@ int blobw_add(struct blob_writer *w, struct slice key, struct slice value,
 	XXH3_64bits_update(&st, vsum, sizeof(vsum));
 	put_fixed32(head, (uint32_t)XXH3_64bits_digest(&st));
 
+	uint64_t need = w->size + head_len + key.len + sizeof(vsum) + value.len;
+	if (need > w->reserved) {
+		uint64_t want = (need + BLOB_RESERVE_STEP - 1) /
+				BLOB_RESERVE_STEP * BLOB_RESERVE_STEP;
+		/* Without it the appends are plain writes: no error. */
+		if (wfile_reserve(w->f, want) == 0)
+			w->reserved = want;
+	}
 	rc = wfile_append(w->f, head, head_len);
 	if (rc == 0 && key.len)
 		rc = wfile_append(w->f, key.p, key.len);
@@ -165,7 +179,7 @@ int blobw_close(struct blob_writer *w, bool sync)
 {
 	int rc = w->err, crc;
 	if (rc == 0 && sync)
-		rc = wfile_sync(w->f);
+		rc = w->reserved ? wfile_trim(w->f) : wfile_sync(w->f);
 	crc = wfile_close(w->f);
 	if (rc == 0)
 		rc = crc;
