@@ -86,6 +86,9 @@ struct bench_engine {
 	 * benchmark wrote). -1 if the engine cannot tell. */
 	int (*wamp_x1000)(struct bench_db *db, uint64_t user_bytes,
 			  uint64_t *out, struct bench_err *e);
+	/* The same with the WAL's bytes counted; NULL if not known. */
+	int (*wamp_wal_x1000)(struct bench_db *db, uint64_t *out,
+			      struct bench_err *e);
 	/* Per-level file counts and sizes as malloc'd text (free()). */
 	int (*levels)(struct bench_db *db, char **out, struct bench_err *e);
 };

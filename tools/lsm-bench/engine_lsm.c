@@ -194,6 +194,16 @@ static int lsmb_wamp_x1000(struct bench_db *d, uint64_t user_bytes,
 	return 0;
 }
 
+static int lsmb_wamp_wal_x1000(struct bench_db *d, uint64_t *out,
+			       struct bench_err *e)
+{
+	int rc = lsm_property_u64(d->db, "lsm.write-amplification-wal-x1000",
+				  out);
+	return rc ? lsmb_fail(e, "property lsm.write-amplification-wal-x1000",
+			      rc)
+		  : 0;
+}
+
 static int lsmb_levels(struct bench_db *d, char **out, struct bench_err *e)
 {
 	char *s, *copy;
@@ -220,5 +230,6 @@ const struct bench_engine bench_engine_lsm = {
 	.del = lsmb_del,
 	.scan = lsmb_scan,
 	.wamp_x1000 = lsmb_wamp_x1000,
+	.wamp_wal_x1000 = lsmb_wamp_wal_x1000,
 	.levels = lsmb_levels,
 };

@@ -167,9 +167,10 @@ struct run_result {
 	uint64_t ops;
 	double secs;
 	double ops_per_sec;
-	uint64_t wamp_x1000; /* NO_VALUE if unknown or not a write */
-	uint64_t size_bytes; /* NO_VALUE if not measured */
-	uint64_t found;      /* gets that found a value */
+	uint64_t wamp_x1000;     /* NO_VALUE if unknown or not a write */
+	uint64_t wamp_wal_x1000; /* the same with WAL bytes, if known */
+	uint64_t size_bytes;     /* NO_VALUE if not measured */
+	uint64_t found;          /* gets that found a value */
 };
 
 struct engine_results {
@@ -909,6 +910,7 @@ static int run_workload(struct shared *sh, enum bench_id b, int run,
 	memset(r, 0, sizeof(*r));
 	r->ran = true;
 	r->wamp_x1000 = NO_VALUE;
+	r->wamp_wal_x1000 = NO_VALUE;
 	r->size_bytes = NO_VALUE;
 	for (int t = 0; t < n_threads; t++) {
 		hist_merge(h, &w[t].hist);
@@ -1017,6 +1019,9 @@ static int run_group(const struct settings *s, const struct bench_engine *eng,
 			struct bench_err we;
 			uint64_t v;
 
+			if (eng->wamp_wal_x1000 &&
+			    eng->wamp_wal_x1000(db, &v, &we) == 0)
+				r->wamp_wal_x1000 = v;
 			if (eng->wamp_x1000(db, user_bytes, &v, &we) == 0) {
 				r->wamp_x1000 = v;
 			} else if (!er->wamp_warned) {
@@ -1080,6 +1085,8 @@ static double median_of(const struct run_result *rr, int n, int field)
 			v[k++] = (double)rr[i].wamp_x1000 / 1000.0;
 		else if (field == 2 && rr[i].size_bytes != NO_VALUE)
 			v[k++] = (double)rr[i].size_bytes;
+		else if (field == 3 && rr[i].wamp_wal_x1000 != NO_VALUE)
+			v[k++] = (double)rr[i].wamp_wal_x1000 / 1000.0;
 	}
 	if (k == 0)
 		return -1;
@@ -1414,6 +1421,14 @@ static void print_results(const struct settings *s, struct engine_results *res)
 				printf("  %-8s %12s %9s %9s %7s %9s  %s\n",
 				       s->engines[i]->name, c_ops, c_p50, c_p99,
 				       c_w, c_sz, vs);
+		}
+		for (int i = 0; i < s->n_engines; i++) {
+			double ww = median_of(res[i].runs[b], s->runs, 3);
+			if (ww >= 0)
+				printf("%s%s W-amp counting its WAL bytes too: "
+				       "%.2f\n",
+				       md ? "\n" : "  ", s->engines[i]->name,
+				       ww);
 		}
 		if (benches[b].op == OP_GET_RANDOM) {
 			for (int i = 0; i < s->n_engines; i++) {
