@@ -1337,7 +1337,8 @@ static int get_cb(void *ctx, struct slice ikey, struct slice value)
 /* Result of looking in one table: 1 = decided (found a version), 0 =
  * keep looking, < 0 = error. *tmax grows with the table's tombstones. */
 static int get_from_file(lsm_db *db, struct file_meta *f, struct slice ukey,
-			 struct slice lookup, uint64_t read_seq, uint64_t *tmax,
+			 struct slice lookup, uint64_t key_hash,
+			 uint64_t read_seq, uint64_t *tmax,
 			 struct get_result *g)
 {
 	struct cache_handle *h;
@@ -1350,7 +1351,7 @@ static int get_from_file(lsm_db *db, struct file_meta *f, struct slice ukey,
 	uint64_t c = table_cover(t, ukey, read_seq);
 	if (c > *tmax)
 		*tmax = c;
-	rc = sstr_get(t->r, lookup, get_cb, g, &bloom_neg);
+	rc = sstr_get_hashed(t->r, lookup, key_hash, get_cb, g, &bloom_neg);
 	STAT_ADD(db, bloom_checks, 1);
 	if (bloom_neg)
 		STAT_ADD(db, bloom_useful, 1);
@@ -1367,7 +1368,7 @@ static int db_get(lsm_db *db, const lsm_snapshot *snap, struct slice ukey,
 	uint64_t read_seq = snap ? snap->seq
 				 : atomic_load_explicit(&db->last_seq,
 							memory_order_acquire);
-	uint64_t tmax = 0;
+	uint64_t tmax = 0, key_hash = 0;
 	uint8_t stackbuf[256];
 	uint8_t *lk = stackbuf;
 	struct slice lookup;
@@ -1395,7 +1396,10 @@ static int db_get(lsm_db *db, const lsm_snapshot *snap, struct slice ukey,
 			tmax = c;
 		rc = mem_get(m, ukey, read_seq, get_cb, g);
 	}
-	/* L0 newest first, then one file per level. */
+	/* L0 newest first, then one file per level. The bloom hash is
+	 * computed once for every file consulted. */
+	if (rc == 0)
+		key_hash = sstr_key_hash(ukey);
 	for (int l = 0; rc == 0 && l < LSM_MAX_LEVELS; l++) {
 		struct version *v = sv->v;
 		if (l == 0) {
@@ -1410,7 +1414,8 @@ static int db_get(lsm_db *db, const lsm_snapshot *snap, struct slice ukey,
 						  versions, and the older
 						  files' (newest first) */
 				rc = get_from_file(db, f, ukey, lookup,
-						   read_seq, &tmax, g);
+						   key_hash, read_seq, &tmax,
+						   g);
 			}
 			continue;
 		}
@@ -1420,7 +1425,7 @@ static int db_get(lsm_db *db, const lsm_snapshot *snap, struct slice ukey,
 		if (i < v->n_files[l] && v->files[l][i]->largest_seq >= tmax &&
 		    fm_overlaps(v->files[l][i], &ukey, &ukey))
 			rc = get_from_file(db, v->files[l][i], ukey, lookup,
-					   read_seq, &tmax, g);
+					   key_hash, read_seq, &tmax, g);
 	}
 	if (lk != stackbuf)
 		free(lk);

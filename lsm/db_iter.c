@@ -23,6 +23,7 @@
 #include "db_blob.h"
 
 #include "iter/rangedel.h"
+#include "sst/keycmp.h"
 #include "util/ikey.h"
 #include "util/status.h"
 
@@ -88,11 +89,13 @@ static bool li_check(struct level_iter *li)
 	return li->status == 0;
 }
 
-/* Moves forward over files whose iterator is exhausted. */
+/* Moves forward over files whose iterator is exhausted. A valid file
+ * iterator has status 0 (iter.h contract 4), so the status is looked at
+ * only when the file is exhausted: one indirect call less per entry. */
 static void li_skip_forward(struct level_iter *li)
 {
-	while (li_check(li) && li->cur && !iter_valid(li->cur)) {
-		if (!li_open(li, li->idx + 1))
+	while (li->cur && !iter_valid(li->cur)) {
+		if (!li_check(li) || !li_open(li, li->idx + 1))
 			return;
 		iter_first(li->cur);
 	}
@@ -297,19 +300,23 @@ static void find_next(lsm_iter *it, bool skipping)
 	for (; iter_valid(in); iter_next(in)) {
 		struct slice ik = iter_key(in);
 		struct slice uk = ikey_user(ik);
-		uint64_t seq = ikey_seq(ik);
+		uint64_t trailer = ikey_trailer(ik);
+		uint64_t seq = trailer >> 8;
+		unsigned kind = (unsigned)(trailer & 0xff);
 		if (seq > it->seq)
 			continue;
 		if (at_or_above_upper(it, uk))
 			break;
 		if (below_lower(it, uk))
 			continue;
-		if (skipping && slice_cmp(uk, buf_slice(&it->key)) <= 0)
+		if (skipping &&
+		    bytes_cmp_fast(uk.p, uk.len, it->key.p, it->key.len) <= 0)
 			continue;
-		if (has_value(ik) && !covered(it, uk, seq)) {
+		if ((kind == IKEY_PUT || kind == IKEY_BLOB) &&
+		    !covered(it, uk, seq)) {
 			it->valid = true;
 			it->reverse = false;
-			it->blob_state = ikey_kind(ik) == IKEY_BLOB;
+			it->blob_state = kind == IKEY_BLOB;
 			return;
 		}
 		/* deleted: hide every older version of this key */

@@ -5,7 +5,9 @@
  * min-heap while moving forward, a max-heap while moving backward; the
  * merge's current entry is the heap's root. Each heap slot caches its
  * child's key (valid until that child moves, and only the root child moves
- * between rebuilds), so sifting does no indirect calls.
+ * between rebuilds), so sifting does no indirect calls; keys are compared
+ * with the inlined ikey_cmp_fast() (sst/keycmp.h), the same order as
+ * ikey_cmp().
  *
  * Direction switch: when next() follows prev() (or the reverse), the
  * children other than the current one may sit anywhere on the wrong side
@@ -31,6 +33,7 @@
  */
 #include "iter/iter.h"
 
+#include "sst/keycmp.h"
 #include "util/ikey.h"
 
 #include <errno.h>
@@ -69,7 +72,7 @@ static inline bool merge_before(const struct merge_iter *m,
 				const struct merge_slot *a,
 				const struct merge_slot *b)
 {
-	int r = ikey_cmp(a->key, b->key);
+	int r = ikey_cmp_fast(a->key, b->key);
 	if (r == 0)
 		r = a->idx < b->idx ? -1 : 1;
 	return m->dir == MERGE_FWD ? r < 0 : r > 0;

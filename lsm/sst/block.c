@@ -21,12 +21,21 @@
  *     entry; `next` is the offset of the following entry, so prev() can
  *     rescan from the restart before `cur` until it reaches `cur`.
  *  4. In BLOCK_ORDER_IKEY mode every key is checked to be >= 8 bytes before
- *     it is compared, so ikey_cmp() never underflows.
+ *     it is compared, so the key comparison (ikey_cmp_fast(), the inlined
+ *     form of ikey_cmp()) never underflows.
+ *  5. Reading speed: an entry header of three one-byte varints (keys and
+ *     values under 128 bytes) is decoded without the general varint loop;
+ *     the iterator does not track its restart region per entry (prev()
+ *     finds it by binary search over the restart array); seek() does not
+ *     compare again the restart key its binary search already found below
+ *     the target. None of this changes what is accepted as well-formed.
  *
  * Thread safety: a builder or an iterator is used by one thread at a time;
  * any number of iterators may read the same block memory concurrently.
  */
 #include "sst/block.h"
+
+#include "sst/keycmp.h"
 
 #include "util/coding.h"
 #include "util/ikey.h"
@@ -202,34 +211,64 @@ static int bad_entry(struct block_iter *it, size_t at, const char *what)
 	return it->status;
 }
 
-static int keycmp(const struct block_iter *it, struct slice a, struct slice b)
+/* Invariant 4 makes ikey_cmp_fast() safe here. */
+static inline int keycmp(const struct block_iter *it, struct slice a,
+			 struct slice b)
 {
-	return it->order == BLOCK_ORDER_IKEY ? ikey_cmp(a, b) : slice_cmp(a, b);
+	return it->order == BLOCK_ORDER_IKEY
+		       ? ikey_cmp_fast(a, b)
+		       : bytes_cmp_fast(a.p, a.len, b.p, b.len);
 }
 
-/* Decodes the entry header at off; on success fills shared/unshared/vlen and
- * returns the position of the key suffix. */
-static const uint8_t *decode_header(struct block_iter *it, size_t off,
-				    uint32_t *shared, uint32_t *unshared,
-				    uint32_t *vlen)
+/* Decodes the entry header at off (< data_len); on success fills
+ * shared/unshared/vlen and returns the position of the key suffix. Keys and
+ * values under 128 bytes make all three varints one byte each: that case
+ * is decoded without the general loop (invariant 5). */
+static inline const uint8_t *decode_header(const struct block_iter *it,
+					   size_t off, uint32_t *shared,
+					   uint32_t *unshared, uint32_t *vlen)
 {
 	const uint8_t *end = it->b.p + it->b.data_len;
 	const uint8_t *p = it->b.p + off;
-	p = get_varint32(p, end, shared);
-	if (p)
-		p = get_varint32(p, end, unshared);
-	if (p)
-		p = get_varint32(p, end, vlen);
-	if (!p)
-		return NULL;
+	if (end - p >= 3 && ((p[0] | p[1] | p[2]) & 0x80) == 0) {
+		*shared = p[0];
+		*unshared = p[1];
+		*vlen = p[2];
+		p += 3;
+	} else {
+		p = get_varint32(p, end, shared);
+		if (p)
+			p = get_varint32(p, end, unshared);
+		if (p)
+			p = get_varint32(p, end, vlen);
+		if (!p)
+			return NULL;
+	}
 	size_t left = (size_t)(end - p);
 	if (*unshared > left || *vlen > left - *unshared)
 		return NULL;
 	return p;
 }
 
+/* Makes room for a key of need bytes, keeping the current key's bytes. */
+static int grow_key(struct block_iter *it, size_t need)
+{
+	if (it->is_key_borrowed) {
+		uint8_t *p = malloc(need);
+		if (!p)
+			return -ENOMEM;
+		if (it->key_len)
+			memcpy(p, it->key, it->key_len);
+		it->key = p;
+		it->key_cap = need;
+		it->is_key_borrowed = false;
+		return 0;
+	}
+	return grow(&it->key, &it->key_cap, need);
+}
+
 /* Parses the entry at it->next into the current position. */
-static void parse_next(struct block_iter *it)
+static inline void parse_next(struct block_iter *it)
 {
 	size_t off = it->next;
 	if (off >= it->b.data_len) {
@@ -252,7 +291,7 @@ static void parse_next(struct block_iter *it)
 		bad_entry(it, off, "internal key shorter than 8 bytes");
 		return;
 	}
-	if (grow(&it->key, &it->key_cap, klen)) {
+	if (klen > it->key_cap && grow_key(it, klen)) {
 		it->is_valid = false;
 		it->status = -ENOMEM;
 		return;
@@ -263,22 +302,19 @@ static void parse_next(struct block_iter *it)
 	it->val = slice_make(p + unshared, vlen);
 	it->cur = off;
 	it->next = (size_t)(p + unshared + vlen - it->b.p);
-	while (it->restart_idx + 1 < it->b.n_restarts &&
-	       restart_off(it, it->restart_idx + 1) <= off)
-		it->restart_idx++;
 	it->is_valid = true;
 }
 
 static void seek_restart(struct block_iter *it, uint32_t idx)
 {
 	it->key_len = 0;
-	it->restart_idx = idx;
 	it->next = restart_off(it, idx);
 	parse_next(it);
 }
 
 /* The whole key stored at restart idx, pointing into the block. */
-static int restart_key(struct block_iter *it, uint32_t idx, struct slice *k)
+static inline int restart_key(struct block_iter *it, uint32_t idx,
+			      struct slice *k)
 {
 	size_t off = restart_off(it, idx);
 	uint32_t shared, unshared, vlen;
@@ -310,15 +346,26 @@ void block_iter_reset(struct block_iter *it, const struct block *b,
 	it->b = *b;
 	it->blk_off = blk_off;
 	it->cur = it->next = b->data_len;
-	it->restart_idx = 0;
 	it->key_len = 0;
 	it->status = 0;
 	it->is_valid = false;
 }
 
+void block_iter_use_buffer(struct block_iter *it, uint8_t *buf, size_t cap)
+{
+	if (!it->is_key_borrowed)
+		free(it->key);
+	it->key = buf;
+	it->key_cap = cap;
+	it->key_len = 0;
+	it->is_key_borrowed = true;
+}
+
 void block_iter_release(struct block_iter *it)
 {
-	free(it->key);
+	if (!it->is_key_borrowed)
+		free(it->key);
+	it->is_key_borrowed = false;
 	it->key = NULL;
 	it->key_cap = it->key_len = 0;
 	it->is_valid = false;
@@ -352,16 +399,22 @@ void block_iter_prev(struct block_iter *it)
 	if (!it->is_valid)
 		return;
 	size_t target = it->cur;
-	uint32_t r = it->restart_idx;
-	while (restart_off(it, r) >= target) {
-		if (r == 0) {
-			it->is_valid = false;
-			it->cur = it->next = it->b.data_len;
-			return;
-		}
-		r--;
+	if (target == 0) {
+		it->is_valid = false;
+		it->cur = it->next = it->b.data_len;
+		return;
 	}
-	seek_restart(it, r);
+	/* The last restart before cur (invariant 3): restart 0 is at 0 <
+	 * cur, so it exists. */
+	uint32_t lo = 0, hi = it->b.n_restarts - 1;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo + 1) / 2;
+		if (restart_off(it, mid) < target)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	seek_restart(it, lo);
 	while (it->is_valid && it->next < target)
 		parse_next(it);
 	if (it->is_valid && it->next != target)
@@ -372,18 +425,24 @@ void block_iter_seek(struct block_iter *it, struct slice target)
 {
 	if (it->status)
 		return;
+	/* The last restart whose key is < target (or restart 0). */
 	uint32_t lo = 0, hi = it->b.n_restarts - 1;
+	bool lo_below = false; /* restart lo's key is known to be < target */
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo + 1) / 2;
 		struct slice k = {NULL, 0};
 		if (restart_key(it, mid, &k))
 			return;
-		if (keycmp(it, k, target) < 0)
+		if (keycmp(it, k, target) < 0) {
 			lo = mid;
-		else
+			lo_below = true;
+		} else {
 			hi = mid - 1;
+		}
 	}
 	seek_restart(it, lo);
+	if (lo_below && it->is_valid)
+		parse_next(it); /* already compared: step over it */
 	while (it->is_valid && keycmp(it, block_iter_key(it), target) < 0)
 		parse_next(it);
 }

@@ -75,14 +75,14 @@ struct block_iter {
 	enum block_order order;
 	const char *path; /* for error messages; borrowed */
 	uint64_t blk_off;
-	size_t cur;           /* offset of the current entry */
-	size_t next;          /* offset just after it */
-	uint32_t restart_idx; /* restart region holding cur */
+	size_t cur;  /* offset of the current entry */
+	size_t next; /* offset just after it */
 	uint8_t *key;
 	size_t key_len, key_cap;
 	struct slice val;
 	int status;
 	bool is_valid;
+	bool is_key_borrowed; /* key is the caller's buffer, not malloc'd */
 };
 
 void block_iter_init(struct block_iter *it, const struct block *b,
@@ -92,6 +92,11 @@ void block_iter_init(struct block_iter *it, const struct block *b,
 void block_iter_reset(struct block_iter *it, const struct block *b,
 		      uint64_t blk_off);
 void block_iter_release(struct block_iter *it);
+/* Right after init: keys up to cap bytes are assembled in buf (e.g. on
+ * the caller's stack, which must outlive the iterator's use) instead of a
+ * malloc'd buffer; a longer key moves to the heap. Saves the allocation
+ * of short-lived iterators such as those of a point lookup. */
+void block_iter_use_buffer(struct block_iter *it, uint8_t *buf, size_t cap);
 void block_iter_first(struct block_iter *it);
 void block_iter_last(struct block_iter *it);
 void block_iter_seek(struct block_iter *it, struct slice target);

@@ -68,49 +68,75 @@ int sst_compress(int type, int zstd_level, struct slice raw, uint8_t **buf,
 	return 1;
 }
 
-int sst_uncompress(int type, struct slice stored, const char *path,
-		   uint64_t off, uint8_t **out, size_t *out_len)
+int sst_uncompressed_len(int type, struct slice stored, const char *path,
+			 uint64_t off, size_t *raw_len, struct slice *stream)
 {
 	const uint8_t *end = stored.p + stored.len;
-	uint64_t raw_len;
-	const uint8_t *p = get_varint64(stored.p, end, &raw_len);
+	uint64_t n;
+	const uint8_t *p = get_varint64(stored.p, end, &n);
 	if (!p)
 		return LSM_CORRUPT("file %s offset %llu: bad uncompressed "
 				   "length",
 				   path, (unsigned long long)off);
 	size_t clen = (size_t)(end - p);
-	if (raw_len > SST_MAX_BLOCK_RAW ||
-	    (type == SST_BLOCK_LZ4 && raw_len > (uint64_t)clen * 255 + 16))
+	if (n > SST_MAX_BLOCK_RAW ||
+	    (type == SST_BLOCK_LZ4 && n > (uint64_t)clen * 255 + 16))
 		return LSM_CORRUPT("file %s offset %llu: implausible "
 				   "uncompressed length %llu",
 				   path, (unsigned long long)off,
-				   (unsigned long long)raw_len);
-	uint8_t *dst = malloc(raw_len ? raw_len : 1);
-	if (!dst)
-		return -ENOMEM;
+				   (unsigned long long)n);
+	if (type != SST_BLOCK_LZ4 && type != SST_BLOCK_ZSTD)
+		return LSM_CORRUPT("file %s offset %llu: unknown compression "
+				   "type %d",
+				   path, (unsigned long long)off, type);
+	*raw_len = (size_t)n;
+	*stream = slice_make(p, clen);
+	return 0;
+}
+
+int sst_uncompress_to(int type, struct slice stream, const char *path,
+		      uint64_t off, uint8_t *dst, size_t raw_len)
+{
 	bool ok;
 	if (type == SST_BLOCK_LZ4) {
-		int r = LZ4_decompress_safe((const char *)p, (char *)dst,
-					    (int)clen, (int)raw_len);
-		ok = r >= 0 && (uint64_t)r == raw_len;
+		int r = LZ4_decompress_safe((const char *)stream.p, (char *)dst,
+					    (int)stream.len, (int)raw_len);
+		ok = r >= 0 && (size_t)r == raw_len;
 	} else if (type == SST_BLOCK_ZSTD) {
-		size_t r = ZSTD_decompress(dst, raw_len, p, clen);
+		size_t r = ZSTD_decompress(dst, raw_len, stream.p, stream.len);
 		ok = !ZSTD_isError(r) && r == raw_len;
 	} else {
-		free(dst);
 		return LSM_CORRUPT("file %s offset %llu: unknown compression "
 				   "type %d",
 				   path, (unsigned long long)off, type);
 	}
-	if (!ok) {
-		free(dst);
+	if (!ok)
 		return LSM_CORRUPT("file %s offset %llu: %s stream does not "
-				   "decode to %llu bytes",
+				   "decode to %zu bytes",
 				   path, (unsigned long long)off,
 				   type == SST_BLOCK_LZ4 ? "lz4" : "zstd",
-				   (unsigned long long)raw_len);
+				   raw_len);
+	return 0;
+}
+
+int sst_uncompress(int type, struct slice stored, const char *path,
+		   uint64_t off, uint8_t **out, size_t *out_len)
+{
+	size_t raw_len;
+	struct slice stream;
+	int rc = sst_uncompressed_len(type, stored, path, off, &raw_len,
+				      &stream);
+	if (rc)
+		return rc;
+	uint8_t *dst = malloc(raw_len ? raw_len : 1);
+	if (!dst)
+		return -ENOMEM;
+	rc = sst_uncompress_to(type, stream, path, off, dst, raw_len);
+	if (rc) {
+		free(dst);
+		return rc;
 	}
 	*out = dst;
-	*out_len = (size_t)raw_len;
+	*out_len = raw_len;
 	return 0;
 }

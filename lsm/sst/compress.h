@@ -27,4 +27,17 @@ int sst_compress(int type, int zstd_level, struct slice raw, uint8_t **buf,
 int sst_uncompress(int type, struct slice stored, const char *path,
 		   uint64_t off, uint8_t **out, size_t *out_len);
 
+/*
+ * The two steps of sst_uncompress() for callers that place the output
+ * themselves. sst_uncompressed_len() checks the length prefix and type
+ * (the same checks as sst_uncompress) and returns the raw length and the
+ * codec stream (pointing into stored); sst_uncompress_to() decodes the
+ * stream into dst, which has exactly raw_len bytes, and fails unless the
+ * codec produces exactly that many. 0 or LSM_E_CORRUPT naming path/off.
+ */
+int sst_uncompressed_len(int type, struct slice stored, const char *path,
+			 uint64_t off, size_t *raw_len, struct slice *stream);
+int sst_uncompress_to(int type, struct slice stream, const char *path,
+		      uint64_t off, uint8_t *dst, size_t raw_len);
+
 #endif

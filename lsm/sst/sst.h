@@ -92,6 +92,10 @@ const struct sst_props *sstr_props(const struct sst_reader *r);
 const char *sstr_path(const struct sst_reader *r);
 /* Bloom check; true if the file has no filter. */
 bool sstr_may_contain(const struct sst_reader *r, struct slice user_key);
+/* The hash the filters use for user_key: a lookup that consults several
+ * files computes it once and passes it to the _hash functions below. */
+uint64_t sstr_key_hash(struct slice user_key);
+bool sstr_may_contain_hash(const struct sst_reader *r, uint64_t key_hash);
 /*
  * Finds the first point entry with ikey >= lookup_ikey; if its user key
  * equals lookup's, calls fn(ctx, ikey, value) (slices valid only during the
@@ -103,6 +107,11 @@ bool sstr_may_contain(const struct sst_reader *r, struct slice user_key);
 int sstr_get(struct sst_reader *r, struct slice lookup_ikey,
 	     int (*fn)(void *ctx, struct slice ikey, struct slice value),
 	     void *ctx, bool *bloom_negative);
+/* sstr_get() with key_hash = sstr_key_hash(user key of lookup_ikey). */
+int sstr_get_hashed(struct sst_reader *r, struct slice lookup_ikey,
+		    uint64_t key_hash,
+		    int (*fn)(void *ctx, struct slice ikey, struct slice value),
+		    void *ctx, bool *bloom_negative);
 
 struct range_tomb {
 	struct slice start; /* start user key */

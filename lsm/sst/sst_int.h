@@ -21,4 +21,12 @@ static inline uint32_t sst_block_checksum(const uint8_t *p, size_t len,
 	return (uint32_t)XXH3_64bits_digest(&st);
 }
 
+/* The same checksum over a block as read from the file: p[0..size) is the
+ * block and p[size] its type byte, so the checksum is one XXH3 pass over
+ * p[0..size] (XXH3's streaming and one-shot forms agree). */
+static inline uint32_t sst_stored_block_checksum(const uint8_t *p, size_t size)
+{
+	return (uint32_t)XXH3_64bits(p, size + 1);
+}
+
 #endif

@@ -5,19 +5,30 @@
  * range deletions, properties), which the reader keeps for its lifetime.
  * Data blocks are read on demand; with a block cache they are shared
  * through it under the key (file_number, block offset), the cached value
- * being the parsed, uncompressed block. Without a cache (or when an
- * iterator is told not to fill it) the iterator owns its current block.
+ * being the parsed, uncompressed block (struct data_block: parse and bytes
+ * in one allocation). Without a cache (or when an iterator is told not to
+ * fill it) the iterator owns its current block.
  *
  * Invariants:
  *  1. Every block handle is checked to lie inside the file before the
  *     footer (data handles: before the first meta block) before it is read.
  *  2. Meta blocks are always checksum-verified; data blocks when
- *     verify_checksums is set. A block is parsed (block_parse) before it is
- *     used or cached, so cached blocks are known to be well-formed.
+ *     verify_checksums is set, once, when read from the file (a cache hit
+ *     is not verified again: the cache holds only blocks that passed). A
+ *     block is parsed (block_parse) before it is used or cached, so cached
+ *     blocks are known to be well-formed.
  *  3. Every error names the file and the offset of the block at fault.
  *  4. The SST iterator is positioned on an entry only if its data block
  *     iterator is; empty or exhausted blocks are skipped in the direction
  *     of travel. An error is sticky: the iterator stays invalid.
+ *  5. Reading cost: a compressed data block is read into a stack buffer
+ *     or the iterator's readahead window and uncompressed straight into
+ *     its data_block, so a cache miss costs one allocation. An iterator
+ *     that reads blocks back to back (a scan, a compaction input) switches
+ *     to readahead: one read fills a window of up to RA_MAX bytes of the
+ *     data region and the next blocks come out of it, checked exactly as
+ *     if read alone. Point lookups (sstr_get) use no SST iterator, only two
+ *     block iterators with their keys on the stack.
  *
  * Thread safety: after sstr_open() returns, the reader is immutable except
  * for the atomic bytes_read counter, so any number of threads may call
@@ -32,6 +43,7 @@
 #include "sst/block.h"
 #include "sst/bloom.h"
 #include "sst/compress.h"
+#include "sst/keycmp.h"
 #include "sst/sst_format.h"
 #include "sst/sst_int.h"
 #include "util/coding.h"
@@ -65,32 +77,59 @@ struct sst_reader {
 	_Atomic uint64_t bytes_read;
 };
 
-/* A data block in use: either a cache handle or a buffer we own. */
+/*
+ * A data block in memory: its parse and its uncompressed bytes in one
+ * allocation, so that loading a block costs one malloc and dropping it
+ * one free. The block cache holds these (deleter: free).
+ */
+struct data_block {
+	struct block b;
+	size_t len;
+	uint8_t data[];
+};
+
+/* A data block in use: either a cache handle or a block we own. */
 struct blk_ref {
 	struct cache_handle *h;
-	uint8_t *owned;
+	struct data_block *owned;
 	struct block b;
 };
 
-struct cached_block {
-	uint8_t *buf;
-	struct block b;
-};
-
-static void cached_block_delete(void *value, void *ctx)
+static void data_block_delete(void *value, void *ctx)
 {
-	struct cached_block *cb = value;
 	(void)ctx;
-	free(cb->buf);
-	free(cb);
+	free(value);
 }
 
-/* Reads the block at [off, off + size) plus trailer, checks it lies below
- * limit, verifies its checksum if asked, uncompresses it. *out is malloc'd
- * (the caller frees it), *out_len its useful length. */
-static int read_block(struct sst_reader *r, uint64_t off, uint64_t size,
-		      uint64_t limit, bool verify, uint8_t **out,
-		      size_t *out_len)
+/*
+ * Readahead of an iterator (invariant 5). Blocks are read one pread each
+ * until the iterator has read RA_TRIGGER blocks in a row, each starting
+ * where the previous one ended; from then on one pread fills the window
+ * with the next `size` bytes of the data region (doubling from RA_MIN to
+ * RA_MAX), and the following blocks come out of the window. Any jump
+ * resets it. Point lookups never read ahead.
+ */
+#define RA_TRIGGER 2
+#define RA_MIN (16u << 10)
+#define RA_MAX (256u << 10)
+
+struct readahead {
+	uint8_t *buf;
+	size_t cap;
+	uint64_t off; /* the window holds file bytes [off, off + len) */
+	size_t len;
+	uint64_t next_off; /* where a sequential read would start */
+	unsigned n_seq;    /* sequential block loads so far */
+	size_t size;       /* bytes of the next window */
+};
+
+/* Stored blocks up to this size are read into a buffer on the stack when
+ * they are compressed, since only their uncompressed form is kept. */
+#define SST_READ_STACK 8192
+
+/* Checks that [off, off + size) plus trailer lies below limit. */
+static int check_handle(const struct sst_reader *r, uint64_t off, uint64_t size,
+			uint64_t limit)
 {
 	if (off > limit || size > limit - off ||
 	    SST_BLOCK_TRAILER > limit - off - size || size > UINT32_MAX)
@@ -99,26 +138,199 @@ static int read_block(struct sst_reader *r, uint64_t off, uint64_t size,
 				   r->path, (unsigned long long)off,
 				   (unsigned long long)size,
 				   (unsigned long long)limit);
-	size_t n = (size_t)size + SST_BLOCK_TRAILER, got = 0;
-	uint8_t *buf = malloc(n);
-	if (!buf)
-		return -ENOMEM;
-	int rc = rfile_read(r->f, off, n, buf, &got);
+	return 0;
+}
+
+/* Reads exactly n bytes at off into dst; a short read is corruption. */
+static int read_exact(struct sst_reader *r, uint64_t off, size_t n,
+		      uint8_t *dst)
+{
+	size_t got = 0;
+	int rc = rfile_read(r->f, off, n, dst, &got);
 	atomic_fetch_add_explicit(&r->bytes_read, got, memory_order_relaxed);
 	if (!rc && got != n)
 		rc = LSM_CORRUPT("file %s offset %llu: block truncated (%zu "
 				 "of %zu bytes)",
 				 r->path, (unsigned long long)off, got, n);
+	return rc;
+}
+
+/* Checks the trailer checksum of the stored block p[0..size + trailer). */
+static int verify_block(const struct sst_reader *r, uint64_t off,
+			const uint8_t *p, size_t size)
+{
+	if (get_fixed32(p + size + 1) != sst_stored_block_checksum(p, size))
+		return LSM_CORRUPT("file %s offset %llu: block checksum "
+				   "mismatch",
+				   r->path, (unsigned long long)off);
+	return 0;
+}
+
+/* The uncompressed form of the stored block p[0..size + trailer) as a new
+ * data_block, parsed (invariant 2). */
+static int make_data_block(const struct sst_reader *r, uint64_t off,
+			   const uint8_t *p, size_t size,
+			   struct data_block **out)
+{
+	uint8_t type = p[size];
+	struct data_block *d;
+	size_t len;
+	int rc;
+	if (type == SST_BLOCK_RAW) {
+		len = size;
+		d = malloc(sizeof(*d) + (len ? len : 1));
+		if (!d)
+			return -ENOMEM;
+		if (len)
+			memcpy(d->data, p, len);
+	} else {
+		struct slice stream;
+		if (type != SST_BLOCK_LZ4 && type != SST_BLOCK_ZSTD)
+			return LSM_CORRUPT("file %s offset %llu: unknown "
+					   "block type %u",
+					   r->path, (unsigned long long)off,
+					   type);
+		rc = sst_uncompressed_len(type, slice_make(p, size), r->path,
+					  off, &len, &stream);
+		if (rc)
+			return rc;
+		d = malloc(sizeof(*d) + (len ? len : 1));
+		if (!d)
+			return -ENOMEM;
+		rc = sst_uncompress_to(type, stream, r->path, off, d->data,
+				       len);
+		if (rc)
+			goto out_free;
+	}
+	d->len = len;
+	if ((rc = block_parse(d->data, len, r->path, off, &d->b)))
+		goto out_free;
+	*out = d;
+	return 0;
+
+out_free:
+	free(d);
+	return rc;
+}
+
+/* Serves [off, off + n) from the readahead window, refilling it if the
+ * iterator reads sequentially. NULL: read the block on its own. A block
+ * that starts in the window but ends past it keeps its first bytes: they
+ * move to the front and only the rest is read, so a scan reads each byte
+ * of the data region once. */
+static const uint8_t *ra_get(struct sst_reader *r, struct readahead *ra,
+			     uint64_t off, size_t n, int *rc)
+{
+	bool in_window = ra->len && off >= ra->off && off - ra->off < ra->len;
+	size_t at = in_window ? (size_t)(off - ra->off) : 0;
+	if (in_window && n <= ra->len - at)
+		return ra->buf + at;
+	ra->n_seq = off == ra->next_off ? ra->n_seq + 1 : 0;
+	if (ra->n_seq < RA_TRIGGER) {
+		ra->size = RA_MIN;
+		return NULL;
+	}
+	/* check_handle() put [off, off + n) below data_end */
+	size_t want = ra->size > n ? ra->size : n;
+	if (want > r->data_end - off)
+		want = (size_t)(r->data_end - off);
+	size_t keep = in_window ? ra->len - at : 0; /* < n <= want */
+	if (want > ra->cap) {
+		/* grows with the window (RA_MIN doubling to RA_MAX), so a
+		 * short scan holds no more than it reads */
+		size_t cap = want;
+		uint8_t *b = malloc(cap);
+		if (!b)
+			return NULL; /* read the block alone */
+		if (keep)
+			memcpy(b, ra->buf + at, keep);
+		free(ra->buf);
+		ra->buf = b;
+		ra->cap = cap;
+	} else if (keep) {
+		memmove(ra->buf, ra->buf + at, keep);
+	}
+	ra->off = off;
+	ra->len = 0;
+	if ((*rc = read_exact(r, off + keep, want - keep, ra->buf + keep)))
+		return NULL;
+	ra->len = want;
+	if (ra->size < RA_MAX)
+		ra->size *= 2;
+	return ra->buf;
+}
+
+/*
+ * Reads, checks and uncompresses the data block at (off, size); ra (may be
+ * NULL) is the reading iterator's readahead. Compressed blocks are read
+ * into the readahead window or a stack buffer and uncompressed straight
+ * into their data_block; raw blocks of files stored uncompressed are read
+ * straight into theirs.
+ */
+static int read_data_block(struct sst_reader *r, uint64_t off, uint64_t size,
+			   struct readahead *ra, struct data_block **out)
+{
+	uint8_t stack[SST_READ_STACK];
+	struct data_block *direct = NULL;
+	const uint8_t *p = NULL;
+	int rc = check_handle(r, off, size, r->data_end);
 	if (rc)
+		return rc;
+	size_t n = (size_t)size + SST_BLOCK_TRAILER;
+	if (ra) {
+		p = ra_get(r, ra, off, n, &rc);
+		ra->next_off = off + n;
+		if (rc)
+			return rc;
+	}
+	if (!p && n <= sizeof(stack) &&
+	    r->props.compression != LSM_COMPRESS_NONE) {
+		if ((rc = read_exact(r, off, n, stack)))
+			return rc;
+		p = stack;
+	} else if (!p) {
+		direct = malloc(sizeof(*direct) + n);
+		if (!direct)
+			return -ENOMEM;
+		if ((rc = read_exact(r, off, n, direct->data)))
+			goto out_free;
+		p = direct->data;
+	}
+	if (r->verify && (rc = verify_block(r, off, p, (size_t)size)))
+		goto out_free;
+	if (direct && p[size] == SST_BLOCK_RAW) {
+		/* use the buffer as it is; the trailer stays unused */
+		direct->len = (size_t)size;
+		rc = block_parse(direct->data, direct->len, r->path, off,
+				 &direct->b);
+		if (rc)
+			goto out_free;
+		*out = direct;
+		return 0;
+	}
+	rc = make_data_block(r, off, p, (size_t)size, out);
+out_free:
+	free(direct);
+	return rc;
+}
+
+/* Reads the meta block at [off, off + size) plus trailer, checks it lies
+ * below limit, verifies its checksum, uncompresses it. *out is malloc'd
+ * (the caller frees it), *out_len its useful length. */
+static int read_block(struct sst_reader *r, uint64_t off, uint64_t size,
+		      uint64_t limit, uint8_t **out, size_t *out_len)
+{
+	int rc = check_handle(r, off, size, limit);
+	if (rc)
+		return rc;
+	size_t n = (size_t)size + SST_BLOCK_TRAILER;
+	uint8_t *buf = malloc(n);
+	if (!buf)
+		return -ENOMEM;
+	if ((rc = read_exact(r, off, n, buf)) ||
+	    (rc = verify_block(r, off, buf, (size_t)size)))
 		goto out_free;
 	uint8_t type = buf[size];
-	if (verify && get_fixed32(buf + size + 1) !=
-			      sst_block_checksum(buf, (size_t)size, type)) {
-		rc = LSM_CORRUPT("file %s offset %llu: block checksum "
-				 "mismatch",
-				 r->path, (unsigned long long)off);
-		goto out_free;
-	}
 	if (type == SST_BLOCK_RAW) {
 		*out = buf;
 		*out_len = (size_t)size;
@@ -155,48 +367,39 @@ static uint64_t index_offset(const struct sst_reader *r)
 	return r->index_off;
 }
 
+/* Loads a data block: from the cache, else from the file (then into the
+ * cache if fill_cache). ra: the iterator's readahead, NULL for gets. */
 static int load_block(struct sst_reader *r, uint64_t off, uint64_t size,
-		      bool fill_cache, struct blk_ref *ref)
+		      bool fill_cache, struct readahead *ra,
+		      struct blk_ref *ref)
 {
 	if (r->cache) {
 		struct cache_handle *h =
 			cache_lookup(r->cache, r->file_number, off);
 		if (h) {
+			if (ra)
+				ra->next_off = off + size + SST_BLOCK_TRAILER;
 			ref->h = h;
 			ref->owned = NULL;
-			ref->b = ((struct cached_block *)cache_value(h))->b;
+			ref->b = ((struct data_block *)cache_value(h))->b;
 			return 0;
 		}
 	}
-	uint8_t *buf;
-	size_t len;
-	struct block b;
-	int rc = read_block(r, off, size, r->data_end, r->verify, &buf, &len);
+	struct data_block *d;
+	int rc = read_data_block(r, off, size, ra, &d);
 	if (rc)
 		return rc;
-	rc = block_parse(buf, len, r->path, off, &b);
-	if (rc) {
-		free(buf);
-		return rc;
-	}
 	ref->h = NULL;
-	ref->owned = buf;
-	ref->b = b;
+	ref->owned = d;
+	ref->b = d->b;
 	if (r->cache && fill_cache) {
-		struct cached_block *cb = malloc(sizeof(*cb));
-		if (!cb)
-			return 0; /* serve it uncached */
-		cb->buf = buf;
-		cb->b = b;
 		struct cache_handle *h =
-			cache_insert(r->cache, r->file_number, off, cb, len,
-				     cached_block_delete, NULL);
-		if (!h) {
-			free(cb);
-			return 0;
-		}
-		ref->h = h;
-		ref->owned = NULL;
+			cache_insert(r->cache, r->file_number, off, d, d->len,
+				     data_block_delete, NULL);
+		if (h) {
+			ref->h = h;
+			ref->owned = NULL;
+		} /* else serve it uncached */
 	}
 	return 0;
 }
@@ -221,6 +424,7 @@ struct sst_iter {
 	struct blk_ref ref;
 	bool has_block;
 	uint64_t blk_off;
+	struct readahead ra;
 	int status;
 };
 
@@ -252,7 +456,7 @@ static bool load_current(struct sst_iter *it)
 		release_block(it->r, &it->ref);
 		it->has_block = false;
 	}
-	rc = load_block(it->r, off, size, it->fill_cache, &it->ref);
+	rc = load_block(it->r, off, size, it->fill_cache, &it->ra, &it->ref);
 	if (rc) {
 		it_fail(it, rc);
 		return false;
@@ -398,6 +602,9 @@ static void sit_release(struct sst_iter *it)
 	if (it->has_block)
 		release_block(it->r, &it->ref);
 	it->has_block = false;
+	free(it->ra.buf);
+	it->ra.buf = NULL;
+	it->ra.cap = it->ra.len = 0;
 	block_iter_release(&it->idx);
 	block_iter_release(&it->data);
 }
@@ -430,6 +637,7 @@ static void sit_init(struct sst_iter *it, struct sst_reader *r, bool fill_cache)
 	it->base.ops = &sst_iter_ops;
 	it->r = r;
 	it->fill_cache = fill_cache;
+	it->ra.next_off = UINT64_MAX;
 	block_iter_init(&it->idx, &r->index, BLOCK_ORDER_IKEY, r->path,
 			index_offset(r));
 	block_iter_init(&it->data, &empty, BLOCK_ORDER_IKEY, r->path, 0);
@@ -444,32 +652,103 @@ struct ikv_iter *sstr_iter_new(struct sst_reader *r, bool fill_cache)
 	return &it->base;
 }
 
+/*
+ * A point lookup walks the index and at most a few data blocks with two
+ * block iterators whose keys live on the stack, not with a whole SST
+ * iterator: no allocation besides the block read on a cache miss, and no
+ * readahead state.
+ */
+static int get_in_blocks(struct sst_reader *r, struct slice lookup_ikey,
+			 int (*fn)(void *ctx, struct slice ikey,
+				   struct slice value),
+			 void *ctx)
+{
+	uint8_t ikey_buf[128], dkey_buf[256];
+	struct block_iter idx, data;
+	static const struct block empty = {NULL, 0, NULL, 0};
+	int rc = 0;
+
+	block_iter_init(&idx, &r->index, BLOCK_ORDER_IKEY, r->path,
+			r->index_off);
+	block_iter_use_buffer(&idx, ikey_buf, sizeof(ikey_buf));
+	block_iter_init(&data, &empty, BLOCK_ORDER_IKEY, r->path, 0);
+	block_iter_use_buffer(&data, dkey_buf, sizeof(dkey_buf));
+	/* The first entry >= lookup is in the first block whose index key
+	 * is >= lookup, or (if that block ends below it) at the start of a
+	 * later block (sit_seek's skip_forward does the same). */
+	bool first = true;
+	for (block_iter_seek(&idx, lookup_ikey); block_iter_valid(&idx);
+	     block_iter_next(&idx)) {
+		uint64_t off, size;
+		struct blk_ref ref;
+		rc = decode_handle(r, block_iter_value(&idx), r->index_off,
+				   &off, &size);
+		if (rc)
+			break;
+		rc = load_block(r, off, size, true, NULL, &ref);
+		if (rc)
+			break;
+		block_iter_reset(&data, &ref.b, off);
+		if (first)
+			block_iter_seek(&data, lookup_ikey);
+		else
+			block_iter_first(&data);
+		first = false;
+		if (block_iter_valid(&data)) {
+			struct slice k = block_iter_key(&data);
+			if (slice_eq(ikey_user(k), ikey_user(lookup_ikey))) {
+				rc = fn(ctx, k, block_iter_value(&data));
+				rc = rc < 0 ? rc : 1;
+			}
+		} else {
+			rc = block_iter_status(&data);
+		}
+		bool done = rc != 0 || block_iter_valid(&data);
+		release_block(r, &ref);
+		if (done)
+			break;
+	}
+	if (!rc)
+		rc = block_iter_status(&idx);
+	block_iter_release(&idx);
+	block_iter_release(&data);
+	return rc;
+}
+
 int sstr_get(struct sst_reader *r, struct slice lookup_ikey,
 	     int (*fn)(void *ctx, struct slice ikey, struct slice value),
 	     void *ctx, bool *bloom_negative)
 {
-	if (!sstr_may_contain(r, ikey_user(lookup_ikey))) {
+	return sstr_get_hashed(r, lookup_ikey,
+			       bloom_hash(ikey_user(lookup_ikey)), fn, ctx,
+			       bloom_negative);
+}
+
+int sstr_get_hashed(struct sst_reader *r, struct slice lookup_ikey,
+		    uint64_t key_hash,
+		    int (*fn)(void *ctx, struct slice ikey, struct slice value),
+		    void *ctx, bool *bloom_negative)
+{
+	if (!sstr_may_contain_hash(r, key_hash)) {
 		if (bloom_negative)
 			*bloom_negative = true;
 		return 0;
 	}
 	if (bloom_negative)
 		*bloom_negative = false;
-	struct sst_iter it;
-	int rc = 0;
-	sit_init(&it, r, true);
-	sit_seek(&it.base, lookup_ikey);
-	if (sit_valid(&it.base)) {
-		struct slice k = sit_key(&it.base);
-		if (slice_eq(ikey_user(k), ikey_user(lookup_ikey))) {
-			rc = fn(ctx, k, sit_value(&it.base));
-			rc = rc < 0 ? rc : 1;
-		}
-	} else {
-		rc = it.status;
-	}
-	sit_release(&it);
-	return rc;
+	return get_in_blocks(r, lookup_ikey, fn, ctx);
+}
+
+uint64_t sstr_key_hash(struct slice user_key)
+{
+	return bloom_hash(user_key);
+}
+
+bool sstr_may_contain_hash(const struct sst_reader *r, uint64_t key_hash)
+{
+	if (!r->has_filter)
+		return true;
+	return bloom_may_contain(&r->filter, key_hash);
 }
 
 uint64_t sstr_approx_offset(struct sst_reader *r, struct slice ikey)
@@ -752,15 +1031,14 @@ int sstr_open(lsm_env *env, const char *path, uint64_t file_number,
 		if (hs[i] && ho[i] < r->data_end)
 			r->data_end = ho[i];
 
-	rc = read_block(r, ho[2], hs[2], limit, true, &r->index_buf, &len);
+	rc = read_block(r, ho[2], hs[2], limit, &r->index_buf, &len);
 	if (rc)
 		goto out_close;
 	r->index_off = ho[2];
 	if ((rc = block_parse(r->index_buf, len, path, ho[2], &r->index)))
 		goto out_close;
 	if (hs[0]) {
-		rc = read_block(r, ho[0], hs[0], limit, true, &r->filter_buf,
-				&len);
+		rc = read_block(r, ho[0], hs[0], limit, &r->filter_buf, &len);
 		if (!rc)
 			rc = bloom_parse(r->filter_buf, len, path, ho[0],
 					 &r->filter);
@@ -769,7 +1047,7 @@ int sstr_open(lsm_env *env, const char *path, uint64_t file_number,
 		r->has_filter = true;
 	}
 	if (hs[1]) {
-		rc = read_block(r, ho[1], hs[1], limit, true, &buf, &len);
+		rc = read_block(r, ho[1], hs[1], limit, &buf, &len);
 		if (!rc)
 			rc = parse_tombs(r, buf, len, ho[1]);
 		free(buf);
@@ -777,7 +1055,7 @@ int sstr_open(lsm_env *env, const char *path, uint64_t file_number,
 		if (rc)
 			goto out_close;
 	}
-	rc = read_block(r, ho[3], hs[3], limit, true, &buf, &len);
+	rc = read_block(r, ho[3], hs[3], limit, &buf, &len);
 	if (!rc)
 		rc = parse_props(r, buf, len, ho[3]);
 	free(buf);

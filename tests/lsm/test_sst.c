@@ -4,6 +4,12 @@
  * each compression (gets, full scans both ways, random seeks), range
  * tombstones, properties, block cache use, and corruption (flipped bytes,
  * truncation) which must be reported, never crash or return wrong data.
+ * Also the read-path helpers: the inlined key comparison against
+ * ikey_cmp(), block iterators on a caller's key buffer, entry headers
+ * with multi-byte varints, the one-pass block checksum against the
+ * streaming one, the two-step uncompression, bloom probes with a
+ * precomputed hash, and iterator readahead (each data byte read once by a
+ * scan).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -20,8 +26,11 @@
 #include "cache/cache.h"
 #include "env/env.h"
 #include "sst/block.h"
+#include "sst/compress.h"
+#include "sst/keycmp.h"
 #include "sst/sst.h"
 #include "sst/sst_format.h"
+#include "sst/sst_int.h"
 #include "util/coding.h"
 #include "util/ikey.h"
 #include "util/status.h"
@@ -747,6 +756,506 @@ static void test_sst_block_cache(void **state)
 	free(m.e);
 }
 
+/* ---- read-path helpers ---- */
+
+static int sign(int x)
+{
+	return (x > 0) - (x < 0);
+}
+
+/* ikey_cmp_fast() and bytes_cmp_fast() order exactly as ikey_cmp() and
+ * slice_cmp(): random keys from a 3-letter alphabet (long shared prefixes,
+ * every length from 0 to 20 user bytes, crossing the 8-byte words) with
+ * random trailers, including equal user keys. */
+static void test_keycmp_fast_matches_ikey_cmp(void **state)
+{
+	enum { N = 400 };
+	static uint8_t keys[N][40];
+	size_t lens[N];
+	uint64_t s = 77;
+	for (int i = 0; i < N; i++) {
+		size_t ul = (size_t)(rng_next(&s) % 21);
+		for (size_t j = 0; j < ul; j++)
+			keys[i][j] = (uint8_t)("a\x80\xff"[rng_next(&s) % 3]);
+		if (i % 5 == 1) { /* same user key as the previous one */
+			ul = lens[i - 1] - 8;
+			memcpy(keys[i], keys[i - 1], ul);
+		}
+		ikey_put_trailer(keys[i] + ul, rng_next(&s) % 4,
+				 (unsigned)(rng_next(&s) % 2));
+		lens[i] = ul + 8;
+	}
+	for (int i = 0; i < N; i++) {
+		for (int j = 0; j < N; j++) {
+			struct slice a = slice_make(keys[i], lens[i]);
+			struct slice b = slice_make(keys[j], lens[j]);
+			assert_int_equal(sign(ikey_cmp_fast(a, b)),
+					 sign(ikey_cmp(a, b)));
+			assert_int_equal(
+				sign(bytes_cmp_fast(a.p, a.len, b.p, b.len)),
+				sign(slice_cmp(a, b)));
+		}
+	}
+}
+
+/* Edge cases of the inlined comparison: user keys of 0..20 bytes that
+ * are all 0x00, all 0xff, or one a prefix of the other, differing only in
+ * their last byte or in the byte on either side of an 8-byte word edge
+ * (0x7f against 0x80: an unsigned order), each with the smallest and the
+ * largest trailers. Every pair agrees in sign with ikey_cmp(). */
+static void test_keycmp_fast_edge_cases(void **state)
+{
+	enum { MAXK = 21 * 8 * 3 };
+	static uint8_t keys[MAXK][40];
+	static size_t lens[MAXK];
+	const uint64_t trailers[] = {0, ikey_pack(1, IKEY_PUT),
+				     ikey_pack(IKEY_SEQ_MAX, IKEY_SENTINEL)};
+	size_t n = 0;
+	for (size_t ul = 0; ul <= 20; ul++) {
+		for (int shape = 0; shape < 8; shape++) {
+			uint8_t u[24];
+			memset(u, shape == 0 ? 0x00 : 0xff, sizeof(u));
+			if (shape == 2 && ul)
+				u[ul - 1] = 0xfe; /* last byte differs */
+			if (shape == 3 && ul > 7)
+				u[7] = 0x7f; /* last byte of word 0 */
+			if (shape == 4 && ul > 8)
+				u[8] = 0x80; /* first byte of word 1 */
+			if (shape == 5 && ul > 8) {
+				u[7] = 0x80;
+				u[8] = 0x7f;
+			}
+			if (shape == 6)
+				for (size_t j = 0; j < ul; j++)
+					u[j] = (uint8_t)('a' + j % 3);
+			if (shape == 7 && ul)
+				u[0] = 0x00; /* differs in the first byte */
+			for (size_t t = 0; t < 3; t++) {
+				memcpy(keys[n], u, ul);
+				put_fixed64(keys[n] + ul, trailers[t]);
+				lens[n++] = ul + 8;
+			}
+		}
+	}
+	assert_int_equal(n, MAXK);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < n; j++) {
+			struct slice a = slice_make(keys[i], lens[i]);
+			struct slice b = slice_make(keys[j], lens[j]);
+			assert_int_equal(sign(ikey_cmp_fast(a, b)),
+					 sign(ikey_cmp(a, b)));
+			assert_int_equal(
+				sign(bytes_cmp_fast(a.p, a.len, b.p, b.len)),
+				sign(slice_cmp(a, b)));
+			if (i == j)
+				assert_int_equal(ikey_cmp_fast(a, b), 0);
+		}
+	}
+	/* empty byte strings, including a NULL pointer */
+	assert_int_equal(bytes_cmp_fast(NULL, 0, NULL, 0), 0);
+	assert_int_equal(sign(bytes_cmp_fast(NULL, 0, keys[0], 1)), -1);
+}
+
+/*
+ * Entries whose headers need multi-byte varints (keys and values of 128
+ * bytes or more) mixed with short ones: the general header decoder, keys
+ * growing past a small borrowed buffer, seeks (exact and between keys)
+ * and prev at every position, with restart intervals 1, 3 and 16.
+ */
+static void test_block_long_entries(void **state)
+{
+	enum { N = 120 };
+	static uint8_t keys[N][320];
+	size_t klen[N], vlen[N];
+	static uint8_t vals[N][400];
+	for (size_t i = 0; i < N; i++) {
+		size_t ul = (size_t)snprintf((char *)keys[i], 16, "k%05zu", i);
+		size_t pad = (i * 53) % 290; /* 0..289 bytes of padding */
+		memset(keys[i] + ul, (int)(0x80 + i % 0x80), pad);
+		ul += pad;
+		ikey_put_trailer(keys[i] + ul, 1000 - i, IKEY_PUT);
+		klen[i] = ul + 8;
+		vlen[i] = (i * 37) % 400;
+		for (size_t j = 0; j < vlen[i]; j++)
+			vals[i][j] = (uint8_t)(i + j);
+	}
+	int intervals[] = {1, 3, 16};
+	for (int iv = 0; iv < 3; iv++) {
+		struct block_builder bb;
+		struct slice raw;
+		struct block b;
+		block_builder_init(&bb, intervals[iv]);
+		for (size_t i = 0; i < N; i++)
+			assert_int_equal(
+				block_builder_add(&bb,
+						  slice_make(keys[i], klen[i]),
+						  slice_make(vals[i], vlen[i])),
+				0);
+		assert_int_equal(block_builder_finish(&bb, &raw), 0);
+		assert_int_equal(block_parse(raw.p, raw.len, "mem", 0, &b), 0);
+		for (int borrowed = 0; borrowed < 2; borrowed++) {
+			uint8_t small[16];
+			struct block_iter it;
+			block_iter_init(&it, &b, BLOCK_ORDER_IKEY, "mem", 0);
+			if (borrowed)
+				block_iter_use_buffer(&it, small,
+						      sizeof(small));
+			size_t i = 0;
+			for (block_iter_first(&it); block_iter_valid(&it);
+			     block_iter_next(&it), i++) {
+				assert_true(
+					slice_eq(block_iter_key(&it),
+						 slice_make(keys[i], klen[i])));
+				assert_int_equal(block_iter_value(&it).len,
+						 vlen[i]);
+				assert_memory_equal(block_iter_value(&it).p,
+						    vals[i], vlen[i]);
+			}
+			assert_int_equal(i, N);
+			for (block_iter_last(&it); block_iter_valid(&it);
+			     block_iter_prev(&it)) {
+				i--;
+				assert_true(
+					slice_eq(block_iter_key(&it),
+						 slice_make(keys[i], klen[i])));
+			}
+			assert_int_equal(i, 0);
+			for (size_t j = 0; j < N; j++) {
+				block_iter_seek(&it,
+						slice_make(keys[j], klen[j]));
+				assert_true(block_iter_valid(&it));
+				assert_true(
+					slice_eq(block_iter_key(&it),
+						 slice_make(keys[j], klen[j])));
+				block_iter_prev(&it);
+				assert_int_equal(block_iter_valid(&it), j > 0);
+				if (j > 0)
+					assert_true(slice_eq(
+						block_iter_key(&it),
+						slice_make(keys[j - 1],
+							   klen[j - 1])));
+				/* "k%05zu" alone sorts right before key j */
+				uint8_t t[24];
+				size_t ul = (size_t)snprintf((char *)t, 16,
+							     "k%05zu", j);
+				ikey_put_trailer(t + ul, IKEY_SEQ_MAX,
+						 IKEY_KIND_SEEK);
+				block_iter_seek(&it, slice_make(t, ul + 8));
+				assert_true(block_iter_valid(&it));
+				assert_true(
+					slice_eq(block_iter_key(&it),
+						 slice_make(keys[j], klen[j])));
+			}
+			assert_int_equal(block_iter_status(&it), 0);
+			block_iter_release(&it);
+		}
+		block_builder_release(&bb);
+	}
+}
+
+/* The one-byte-varint header shortcut keeps the bounds checks: a header
+ * whose key or value runs past the entry region, or whose shared prefix
+ * exceeds the previous key, is corruption, not a read outside the block. */
+static void test_block_short_header_bounds(void **state)
+{
+	/* entry 0: shared 0, unshared 9, value 1; entry 1 below */
+	uint8_t blk[64];
+	const uint8_t k0[9] = {'a', 1, 0, 0, 0, 0, 0, 0, 0};
+	struct {
+		uint8_t hdr[3];
+		int corrupt;
+	} cases[] = {
+		{{0, 1, 1}, 0},  /* well formed: key "w", value "x" */
+		{{0, 9, 9}, 1},  /* value runs past the data */
+		{{0, 60, 0}, 1}, /* key runs past the data */
+		{{12, 1, 0}, 1}, /* shared > previous key (9) */
+		{{9, 0, 2}, 0},  /* same key, value fits exactly */
+		{{9, 0, 3}, 1},  /* one byte too long */
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		size_t n = 0;
+		blk[n++] = 0;
+		blk[n++] = 9;
+		blk[n++] = 1;
+		memcpy(blk + n, k0, 9);
+		n += 9;
+		blk[n++] = 'v';
+		memcpy(blk + n, cases[c].hdr, 3);
+		n += 3;
+		blk[n++] = 'w'; /* two bytes after the second header */
+		blk[n++] = 'x';
+		put_fixed32(blk + n, 0); /* one restart at 0 */
+		n += 4;
+		put_fixed32(blk + n, 1);
+		n += 4;
+		struct block b;
+		struct block_iter it;
+		assert_int_equal(block_parse(blk, n, "mem", 0, &b), 0);
+		block_iter_init(&it, &b, BLOCK_ORDER_BYTES, "mem", 0);
+		block_iter_first(&it);
+		assert_true(block_iter_valid(&it));
+		block_iter_next(&it);
+		if (cases[c].corrupt) {
+			assert_false(block_iter_valid(&it));
+			assert_int_equal(block_iter_status(&it), LSM_E_CORRUPT);
+		} else {
+			assert_true(block_iter_valid(&it));
+			assert_int_equal(block_iter_status(&it), 0);
+		}
+		block_iter_release(&it);
+	}
+}
+
+/* The reader's one-pass checksum over block + type byte equals the
+ * writer's streaming one, on either side of XXH3's size classes. */
+static void test_stored_block_checksum(void **state)
+{
+	static uint8_t buf[5000];
+	uint64_t s = 5;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)rng_next(&s);
+	size_t sizes[] = {0,   1,   15,   16,   17,   127,  128,  129, 239,
+			  240, 241, 1023, 1024, 1025, 4095, 4096, 4999};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t n = sizes[i];
+		for (uint8_t type = 0; type < 3; type++) {
+			uint8_t save = buf[n];
+			buf[n] = type;
+			assert_int_equal(sst_stored_block_checksum(buf, n),
+					 sst_block_checksum(buf, n, type));
+			buf[n] = save;
+		}
+	}
+}
+
+/* sst_uncompressed_len() + sst_uncompress_to() decode what sst_compress()
+ * made, and refuse a wrong length, an unknown type, a truncated or
+ * damaged stream, as sst_uncompress() does. */
+static void test_uncompress_steps(void **state)
+{
+	uint8_t raw[6000];
+	for (size_t i = 0; i < sizeof(raw); i++)
+		raw[i] = (uint8_t)("abcabd"[i % 6] + (i % 97 == 0));
+	int types[] = {SST_BLOCK_LZ4, SST_BLOCK_ZSTD};
+	for (int t = 0; t < 2; t++) {
+		uint8_t *buf = NULL;
+		size_t cap = 0, len = 0;
+		assert_int_equal(sst_compress(types[t], 3,
+					      slice_make(raw, sizeof(raw)),
+					      &buf, &cap, &len),
+				 1);
+		size_t rl = 0;
+		struct slice st;
+		assert_int_equal(sst_uncompressed_len(types[t],
+						      slice_make(buf, len),
+						      "mem", 0, &rl, &st),
+				 0);
+		assert_int_equal(rl, sizeof(raw));
+		uint8_t *out = malloc(rl);
+		assert_int_equal(
+			sst_uncompress_to(types[t], st, "mem", 0, out, rl), 0);
+		assert_memory_equal(out, raw, rl);
+		/* one byte short of / past the real length */
+		assert_int_equal(
+			sst_uncompress_to(types[t], st, "mem", 0, out, rl - 1),
+			LSM_E_CORRUPT);
+		uint8_t *big = malloc(rl + 1);
+		assert_int_equal(
+			sst_uncompress_to(types[t], st, "mem", 0, big, rl + 1),
+			LSM_E_CORRUPT);
+		free(big);
+		/* truncated stream */
+		assert_int_equal(sst_uncompress_to(types[t],
+						   slice_make(st.p, st.len / 2),
+						   "mem", 0, out, rl),
+				 LSM_E_CORRUPT);
+		/* unknown type at either step */
+		assert_int_equal(sst_uncompressed_len(7, slice_make(buf, len),
+						      "mem", 0, &rl, &st),
+				 LSM_E_CORRUPT);
+		assert_int_equal(sst_uncompress_to(7, st, "mem", 0, out, rl),
+				 LSM_E_CORRUPT);
+		/* an empty or over-long length prefix */
+		assert_int_equal(sst_uncompressed_len(types[t],
+						      slice_make(buf, 0), "mem",
+						      0, &rl, &st),
+				 LSM_E_CORRUPT);
+		uint8_t huge[16];
+		uint8_t *e =
+			put_varint64(huge, (uint64_t)SST_MAX_BLOCK_RAW + 1);
+		assert_int_equal(sst_uncompressed_len(
+					 types[t],
+					 slice_make(huge, (size_t)(e - huge)),
+					 "mem", 0, &rl, &st),
+				 LSM_E_CORRUPT);
+		free(out);
+		free(buf);
+	}
+}
+
+/* A block iterator on a caller's small key buffer: keys longer than it
+ * move to the heap, the results are those of a normal iterator, and
+ * release frees only what the iterator allocated (ASan checks). */
+static void test_block_borrowed_key_buffer(void **state)
+{
+	struct block_builder bb;
+	struct model m;
+	struct slice raw;
+	struct block b;
+	uint8_t val[256];
+	model_build(&m, 200, 3);
+	block_builder_init(&bb, 4);
+	for (size_t i = 0; i < m.n; i++) {
+		make_value(&m.e[i], val);
+		assert_int_equal(
+			block_builder_add(&bb, ent_key(&m.e[i]),
+					  slice_make(val, m.e[i].vlen)),
+			0);
+	}
+	assert_int_equal(block_builder_finish(&bb, &raw), 0);
+	assert_int_equal(block_parse(raw.p, raw.len, "mem", 0, &b), 0);
+	size_t caps[] = {8, 64};
+	for (size_t c = 0; c < 2; c++) {
+		uint8_t small[64];
+		struct block_iter it;
+		block_iter_init(&it, &b, BLOCK_ORDER_IKEY, "mem", 0);
+		block_iter_use_buffer(&it, small, caps[c]);
+		size_t i = 0;
+		for (block_iter_first(&it); block_iter_valid(&it);
+		     block_iter_next(&it), i++)
+			assert_entry(block_iter_key(&it), block_iter_value(&it),
+				     &m.e[i]);
+		assert_int_equal(i, m.n);
+		/* keys here are 20-24 bytes: the 64-byte buffer kept them */
+		if (caps[c] == 64)
+			assert_ptr_equal(block_iter_key(&it).p, small);
+		block_iter_seek(&it, ent_key(&m.e[m.n / 2]));
+		assert_entry(block_iter_key(&it), block_iter_value(&it),
+			     &m.e[m.n / 2]);
+		block_iter_prev(&it);
+		assert_entry(block_iter_key(&it), block_iter_value(&it),
+			     &m.e[m.n / 2 - 1]);
+		assert_int_equal(block_iter_status(&it), 0);
+		block_iter_release(&it);
+	}
+	block_builder_release(&bb);
+	free(m.e);
+}
+
+/*
+ * Readahead: a full scan without a cache reads every byte of the data
+ * region exactly once (windows are reused, never overlap and stop at the
+ * data region's end), and returns every entry; a scan that jumps around
+ * (seeks) still sees the right entries. Point lookups with a precomputed
+ * hash answer as sstr_get does.
+ */
+static void test_sst_readahead_scan(void **state)
+{
+	char path[128];
+	struct model m;
+	struct sst_writer_opts o;
+	struct sst_reader *r = NULL;
+	tmp_path(path, sizeof(path), "ra.sst");
+	model_build(&m, 40000, 9);
+	for (int comp = 0; comp < 2; comp++) {
+		sst_writer_opts_init(&o);
+		o.block_size = 512; /* ~2,500 blocks: windows of many blocks */
+		o.compression = comp ? LSM_COMPRESS_LZ4 : LSM_COMPRESS_NONE;
+		write_model(path, &m, &o, NULL);
+		assert_int_equal(
+			sstr_open(env_posix(), path, 5, NULL, true, &r), 0);
+		uint64_t opened = sstr_bytes_read(r);
+		struct ikv_iter *it = sstr_iter_new(r, false);
+		size_t i = 0;
+		for (iter_first(it); iter_valid(it); iter_next(it), i++)
+			assert_entry(iter_key(it), iter_value(it), &m.e[i]);
+		assert_int_equal(iter_status(it), 0);
+		assert_int_equal(i, m.n);
+		assert_int_equal(sstr_bytes_read(r) - opened,
+				 sstr_props(r)->data_bytes);
+		/* jumps: seek, then a few steps forward */
+		uint64_t s = 3;
+		for (int q = 0; q < 300; q++) {
+			size_t j = (size_t)(rng_next(&s) % m.n);
+			iter_seek(it, ent_key(&m.e[j]));
+			for (size_t k = j; k < j + 40 && k < m.n; k++) {
+				assert_true(iter_valid(it));
+				assert_entry(iter_key(it), iter_value(it),
+					     &m.e[k]);
+				iter_next(it);
+			}
+		}
+		assert_int_equal(iter_status(it), 0);
+		iter_free(it);
+		for (size_t k = 0; k < m.n; k += 13) {
+			struct got g = {&m.e[k], 0};
+			struct slice ik = ent_key(&m.e[k]);
+			uint64_t h = sstr_key_hash(ikey_user(ik));
+			assert_int_equal(
+				sstr_get_hashed(r, ik, h, get_cb, &g, NULL), 1);
+			assert_int_equal(g.calls, 1);
+		}
+		sstr_close(r);
+	}
+	unlink(path);
+	free(m.e);
+}
+
+/* Bloom probes with a precomputed hash answer exactly as those that hash
+ * the key themselves, for present and absent keys, and sstr_get_hashed()
+ * as sstr_get() (found entry, bloom-negative flag); a file without a
+ * filter answers "maybe" to every hash. */
+static void test_sst_hashed_bloom_probe(void **state)
+{
+	char path[128];
+	struct model m;
+	struct sst_writer_opts o;
+	struct sst_reader *r = NULL;
+	tmp_path(path, sizeof(path), "bh.sst");
+	model_build(&m, 3000, 4);
+	for (int bits = 0; bits < 2; bits++) {
+		sst_writer_opts_init(&o);
+		o.bloom_bits_per_key = bits ? 10 : 0;
+		write_model(path, &m, &o, NULL);
+		assert_int_equal(
+			sstr_open(env_posix(), path, 6, NULL, true, &r), 0);
+		int negatives = 0;
+		for (uint32_t u = 0; u < 2 * 3000; u++) {
+			uint8_t t[48], k[40];
+			/* 3i+1 present, 3i+2 absent */
+			size_t ul = make_ukey(t, 3 * (u / 2) + 1 + u % 2);
+			struct slice uk = slice_make(t, ul);
+			uint64_t h = sstr_key_hash(uk);
+			bool may = sstr_may_contain_hash(r, h);
+			assert_int_equal(may, sstr_may_contain(r, uk));
+			if (u % 2 == 0 || !bits)
+				assert_true(may);
+			negatives += !may;
+			ikey_put_trailer(t + ul, IKEY_SEQ_MAX, IKEY_KIND_SEEK);
+			struct slice lk = slice_make(t, ul + 8);
+			bool n1 = false, n2 = true;
+			memset(k, 0, sizeof(k));
+			int r1 = sstr_get(r, lk, get_copy_cb, k, &n1);
+			uint8_t k2[40];
+			memset(k2, 0, sizeof(k2));
+			int r2 =
+				sstr_get_hashed(r, lk, h, get_copy_cb, k2, &n2);
+			assert_int_equal(r1, r2);
+			assert_int_equal(n1, n2);
+			assert_int_equal(n1, !may);
+			assert_memory_equal(k, k2, sizeof(k));
+			assert_int_equal(r1, u % 2 == 0);
+		}
+		if (bits)
+			assert_true(negatives > 3000 * 95 / 100);
+		else
+			assert_int_equal(negatives, 0);
+		sstr_close(r);
+	}
+	unlink(path);
+	free(m.e);
+}
+
 /* ---- corruption ---- */
 
 static uint8_t *read_all(const char *path, size_t *len)
@@ -932,6 +1441,15 @@ int main(void)
 		cmocka_unit_test(test_sst_block_cache),
 		cmocka_unit_test(test_sst_corruption),
 		cmocka_unit_test(test_sst_footer_version),
+		cmocka_unit_test(test_keycmp_fast_matches_ikey_cmp),
+		cmocka_unit_test(test_keycmp_fast_edge_cases),
+		cmocka_unit_test(test_block_long_entries),
+		cmocka_unit_test(test_block_short_header_bounds),
+		cmocka_unit_test(test_stored_block_checksum),
+		cmocka_unit_test(test_uncompress_steps),
+		cmocka_unit_test(test_sst_hashed_bloom_probe),
+		cmocka_unit_test(test_block_borrowed_key_buffer),
+		cmocka_unit_test(test_sst_readahead_scan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
