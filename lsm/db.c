@@ -704,6 +704,7 @@ int lsm_open(const char *path, const lsm_options *opts, lsm_db **out)
 	db->env = db->opts.env ? db->opts.env : env_posix();
 	db->pick.num_levels = LSM_MAX_LEVELS;
 	db->pick.level0_trigger = db->opts.level0_compaction_trigger;
+	db->pick.level0_size_percent = db->opts.level0_size_percent;
 	db->pick.base_bytes = db->opts.max_bytes_for_level_base;
 	db->pick.multiplier = db->opts.level_size_multiplier;
 	db->pick.target_file_size = db->opts.target_file_size;

@@ -149,6 +149,8 @@ int db_write_level0(lsm_db *db, struct memtable *m, struct version_edit *e)
 		else
 			STAT_ADD(db, flush_bytes, res.files[i]->size);
 	}
+	if (rc == 0)
+		STAT_LEVEL(db, 0, 0, res.bytes_written);
 	compact_result_release(&res);
 	return rc;
 }
@@ -227,6 +229,8 @@ static void do_flush_locked(lsm_db *db)
 		 * open removes them as leftovers. */
 		for (size_t i = 0; rc == 0 && i < res.n_files; i++)
 			STAT_ADD(db, flush_bytes, res.files[i]->size);
+		if (rc == 0)
+			STAT_LEVEL(db, 0, 0, res.bytes_written);
 		compact_result_release(&res);
 	}
 	if (rc == 0) {
@@ -461,6 +465,8 @@ static int run_compaction_locked(lsm_db *db, struct compaction *c)
 			STAT_ADD(db, compaction_bytes_read, in_bytes);
 			STAT_ADD(db, compaction_bytes_written,
 				 res.bytes_written);
+			STAT_LEVEL(db, c->out_level, in_bytes,
+				   res.bytes_written);
 		}
 		compact_result_release(&res);
 	}

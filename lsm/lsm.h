@@ -110,9 +110,16 @@ typedef struct lsm_options {
 
 	int background_threads; /* 2; flush and compaction threads (1..64) */
 
-	int level0_compaction_trigger;     /* 4 L0 files start a compaction */
-	int level0_slowdown_trigger;       /* 20 L0 files slow every write */
-	int level0_stop_trigger;           /* 36 L0 files stop writes */
+	int level0_compaction_trigger; /* 4 L0 files start a compaction */
+	int level0_slowdown_trigger;   /* 20 L0 files slow every write */
+	int level0_stop_trigger;       /* 36 L0 files stop writes */
+	/* Leveled: 0 (default) compacts L0 into the base level at
+	 * level0_compaction_trigger files. N > 0: at the trigger L0 also
+	 * waits until its bytes reach N% of the base level's, or it holds
+	 * twice the trigger. Fewer, larger L0 compactions rewrite the base
+	 * level less often (lower write amplification) but leave more L0
+	 * files for reads to probe. 0..1000. */
+	int level0_size_percent;
 	uint64_t max_bytes_for_level_base; /* 256 MiB: L1's target size */
 	int level_size_multiplier;         /* 10 */
 	uint64_t target_file_size;         /* 64 MiB per compaction output */
@@ -310,8 +317,10 @@ LSM_API int lsm_compact_range(lsm_db *db, const void *start, size_t start_len,
 
 /*
  * Properties. Text: "lsm.stats" (every statistic), "lsm.levels" (files
- * and bytes per level). Numbers: any statistic by name, e.g.
- * "lsm.write-amplification-x1000", "lsm.num-files-at-level0".
+ * and bytes per level, and what flushes and compactions wrote into each).
+ * Numbers: any statistic by name, e.g. "lsm.write-amplification-x1000",
+ * "lsm.num-files-at-level0"; "lsm.background-work" is 0 once no flush or
+ * compaction is running or due.
  */
 LSM_API int lsm_property(lsm_db *db, const char *name, char **out);
 LSM_API int lsm_property_u64(lsm_db *db, const char *name, uint64_t *out);

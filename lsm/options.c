@@ -94,6 +94,9 @@ int options_validate(const lsm_options *o)
 	if (o->level0_compaction_trigger < 1)
 		return BAD("level0_compaction_trigger", "%d is below 1",
 			   o->level0_compaction_trigger);
+	if (o->level0_size_percent < 0 || o->level0_size_percent > 1000)
+		return BAD("level0_size_percent", "%d is not in 0..1000",
+			   o->level0_size_percent);
 	if (o->level0_slowdown_trigger < o->level0_compaction_trigger)
 		return BAD("level0_slowdown_trigger",
 			   "%d is below level0_compaction_trigger (%d)",

@@ -62,6 +62,8 @@ static void tb_printf(struct tbuf *b, const char *fmt, ...)
 struct derived {
 	uint64_t sst_bytes, last_level_bytes, wal_bytes_live;
 	uint64_t files[LSM_MAX_LEVELS], bytes[LSM_MAX_LEVELS];
+	uint64_t written[LSM_MAX_LEVELS], read[LSM_MAX_LEVELS];
+	uint64_t runs[LSM_MAX_LEVELS], user;
 	uint64_t wamp_x1000, wamp_wal_x1000, samp_x1000;
 	uint64_t mem_bytes, imm_count;
 	uint64_t read_amp;
@@ -78,8 +80,12 @@ static void derive(lsm_db *db, struct derived *d)
 		     STAT_GET(db, blob_bytes_written) +
 		     STAT_GET(db, blob_gc_bytes);
 	memset(d, 0, sizeof(*d));
+	d->user = user;
 	for (int l = 0; l < LSM_MAX_LEVELS; l++) {
 		d->files[l] = sv->v->n_files[l];
+		d->written[l] = STAT_GET(db, level_written[l]);
+		d->read[l] = STAT_GET(db, level_read[l]);
+		d->runs[l] = STAT_GET(db, level_runs[l]);
 		d->bytes[l] = sv->v->level_bytes[l];
 		d->sst_bytes += d->bytes[l];
 		if (d->bytes[l])
@@ -112,13 +118,27 @@ static void derive(lsm_db *db, struct derived *d)
 				: 0;
 }
 
+/* The level table: shape now, and what flushes (L0) and compactions
+ * have written into each level so far. "w-amp" is that level's share of
+ * write_amplification (written / user bytes); the shares add up to it,
+ * less blob writes. */
 static void levels_text(struct tbuf *b, const struct derived *d)
 {
-	tb_printf(b, "level  files        bytes\n");
-	for (int l = 0; l < LSM_MAX_LEVELS; l++)
-		tb_printf(b, "L%d  %8llu  %11llu\n", l,
-			  (unsigned long long)d->files[l],
-			  (unsigned long long)d->bytes[l]);
+	tb_printf(b, "level  files        bytes    runs   read_bytes  "
+		     "written_bytes  w-amp\n");
+	for (int l = 0; l < LSM_MAX_LEVELS; l++) {
+		uint64_t share = d->user ? d->written[l] * 1000 / d->user : 0;
+		tb_printf(b,
+			  "L%d  %8llu  %11llu  %6llu  %11llu  %13llu  "
+			  "%llu.%03llu\n",
+			  l, (unsigned long long)d->files[l],
+			  (unsigned long long)d->bytes[l],
+			  (unsigned long long)d->runs[l],
+			  (unsigned long long)d->read[l],
+			  (unsigned long long)d->written[l],
+			  (unsigned long long)(share / 1000),
+			  (unsigned long long)(share % 1000));
+	}
 }
 
 static const char *style_name(lsm_compaction_style s)
@@ -253,6 +273,17 @@ int lsm_property_u64(lsm_db *db, const char *name, uint64_t *out)
 		if (end == digits || *end || l >= LSM_MAX_LEVELS)
 			return lsm_err(-EINVAL, "unknown property %s", name);
 		*out = name[4] == 'n' ? d.files[l] : d.bytes[l];
+		return 0;
+	}
+	if (strcmp(name, "lsm.background-work") == 0) {
+		/* Flushes and compactions running or due: 0 once the
+		 * store has settled (the estimate of pending compaction
+		 * bytes is what the picker would still do). */
+		pthread_mutex_lock(&db->mu);
+		*out = (uint64_t)db->n_imm + (db->flush_running ? 1u : 0u) +
+		       (uint64_t)db->n_compactions +
+		       (db->pending_compaction_bytes ? 1u : 0u);
+		pthread_mutex_unlock(&db->mu);
 		return 0;
 	}
 	if (strcmp(name, "lsm.write-amplification-x1000") == 0)

@@ -9,6 +9,8 @@
 #ifndef LSM_STATS_H
 #define LSM_STATS_H
 
+#include "lsm.h"
+
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -43,15 +45,29 @@
 	X(blob_files_dropped, "blob files dropped as all garbage")          \
 	X(blob_gc_compactions, "compactions run to empty a blob file")
 
+/* Per output level : what flushes (L0)
+ * and compactions wrote into a level and read to do it, and how many
+ * compactions wrote there; they break write amplification down by level
+ * in the "lsm.stats" level table. */
 struct lsm_stats {
 #define X(name, doc) _Atomic uint64_t name;
 	LSM_STATS(X)
 #undef X
+	_Atomic uint64_t level_written[LSM_MAX_LEVELS];
+	_Atomic uint64_t level_read[LSM_MAX_LEVELS];
+	_Atomic uint64_t level_runs[LSM_MAX_LEVELS];
 };
 
 #define STAT_ADD(db, name, v) \
 	atomic_fetch_add_explicit(&(db)->stats.name, (v), memory_order_relaxed)
 #define STAT_GET(db, name) \
 	atomic_load_explicit(&(db)->stats.name, memory_order_relaxed)
+/* One flush or compaction that wrote `w` bytes into level l, reading r. */
+#define STAT_LEVEL(db, l, r, w)                      \
+	do {                                         \
+		STAT_ADD(db, level_written[l], (w)); \
+		STAT_ADD(db, level_read[l], (r));    \
+		STAT_ADD(db, level_runs[l], 1);      \
+	} while (0)
 
 #endif

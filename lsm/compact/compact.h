@@ -23,6 +23,7 @@
 struct pick_opts {
 	int num_levels;
 	int level0_trigger;
+	int level0_size_percent; /* 0: L0 compacts by file count only */
 	uint64_t base_bytes;
 	int multiplier;
 	uint64_t target_file_size;

@@ -4,13 +4,16 @@
  * Level targets are dynamic: the last level's actual size fixes the
  * targets of the levels above it, each `multiplier` times smaller, down to
  * the base level (where L0 compacts to), whose target is never below
- * max_bytes_for_level_base. So a small store has L0 compact straight into
- * the last level; once the last level outgrows the base size, the base
- * level sits above it with at least the base size; and as the store grows
- * the last level holds most of the data (space amplification near
- * 1 + 1/multiplier).
+ * max_bytes_for_level_base. The base level is at least one level above
+ * the last: a small store has L0 compact into the level above the last,
+ * and that level's overflow moves down into the (at first empty, so
+ * cheap) last level. Were the last level the base while small, the data
+ * it gathered would be rewritten again by every later merge from above.
+ * As the store grows the last level holds most of the data (space
+ * amplification near 1 + 1/multiplier).
  *
- * Scores: L0 = files / trigger; levels base..last-1 = bytes / target;
+ * Scores: L0 = files / trigger (see l0_score for level0_size_percent);
+ * levels base..last-1 = bytes / target;
  * levels above base that still hold data (the base moved) get a score
  * above 1 so they drain. The highest score >= 1 whose files are free
  * wins. Within a level the file with the least overlap with the next
@@ -49,15 +52,12 @@ int compact_targets(const struct version *v, const struct pick_opts *o,
 	 * the level under it would make every byte moving down rewrite many
 	 * bytes there (write amplification); much larger than what L0 brings
 	 * would make every L0 compaction rewrite it. */
-	while (base > 1 && t > o->base_bytes) {
+	do {
 		t /= (uint64_t)o->multiplier;
 		if (t < o->base_bytes)
 			t = o->base_bytes;
 		base--;
-	}
-	/* While the last level is small its target is the base size. */
-	if (base == last)
-		t = o->base_bytes;
+	} while (base > 1 && t > o->base_bytes);
 	for (int l = base; l < last; l++) {
 		targets[l] = t < 1 ? 1 : t;
 		t *= (uint64_t)o->multiplier;
@@ -66,11 +66,34 @@ int compact_targets(const struct version *v, const struct pick_opts *o,
 	return base;
 }
 
+/*
+ * L0's score. By file count: files / level0_trigger. With
+ * level0_size_percent, L0 at the trigger also waits until its bytes reach
+ * that percent of the base level's bytes, or until it holds twice the
+ * trigger: an L0 compaction rewrites the whole base level (keys are spread
+ * over it), so merging more L0 bytes at a time rewrites the base level
+ * less often per byte flushed, at the cost of more L0 files for reads.
+ */
+static double l0_score(const struct version *v, const struct pick_opts *o,
+		       int base)
+{
+	double sf = (double)v->n_files[0] / o->level0_trigger;
+	double sb, cap;
+	if (!o->level0_size_percent || sf < 1.0 || !v->level_bytes[base])
+		return sf;
+	sb = (double)v->level_bytes[0] * 100.0 /
+	     ((double)o->level0_size_percent * (double)v->level_bytes[base]);
+	cap = (double)v->n_files[0] / (2.0 * o->level0_trigger);
+	if (sb < cap)
+		sb = cap;
+	return sb < sf ? sb : sf;
+}
+
 static double level_score(const struct version *v, const struct pick_opts *o,
 			  const uint64_t *targets, int base, int l)
 {
 	if (l == 0)
-		return (double)v->n_files[0] / o->level0_trigger;
+		return l0_score(v, o, base);
 	if (l >= o->num_levels - 1 || v->n_files[l] == 0)
 		return 0;
 	if (l < base)
@@ -86,7 +109,7 @@ uint64_t compact_pending_bytes(const struct version *v,
 	if (o->style != LSM_COMPACTION_LEVELED)
 		return compact_pending_bytes_other(v, o);
 	base = compact_targets(v, o, targets);
-	if (v->n_files[0] >= (size_t)o->level0_trigger)
+	if (l0_score(v, o, base) >= 1.0)
 		pending += v->level_bytes[0] + v->level_bytes[base];
 	for (int l = 1; l < last; l++) {
 		uint64_t t = l < base ? 0 : targets[l];

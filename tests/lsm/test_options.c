@@ -137,6 +137,7 @@ static void test_defaults_documented(void **state)
 	assert_int_equal(o.level0_compaction_trigger, 4);
 	assert_int_equal(o.level0_slowdown_trigger, 20);
 	assert_int_equal(o.level0_stop_trigger, 36);
+	assert_int_equal(o.level0_size_percent, 0);
 	assert_true(o.max_bytes_for_level_base == 256ull << 20);
 	assert_int_equal(o.level_size_multiplier, 10);
 	assert_true(o.target_file_size == 64ull << 20);
@@ -264,6 +265,15 @@ static void test_invalid_level_shape(void **state)
 	{
 		lsm_options o;
 		lsm_options_init(&o);
+		o.level0_size_percent = -1;
+		expect_invalid(c, &o, "level0_size_percent", "size percent -1");
+		o.level0_size_percent = 1001;
+		expect_invalid(c, &o, "level0_size_percent",
+			       "size percent 1001");
+	}
+	{
+		lsm_options o;
+		lsm_options_init(&o);
 		o.level0_compaction_trigger = 0;
 		o.level0_slowdown_trigger = 0;
 		o.level0_stop_trigger = 0;
@@ -287,6 +297,7 @@ static void test_valid_boundaries_open(void **state)
 	o.level0_slowdown_trigger = 4;
 	o.level0_stop_trigger = 4;
 	o.level_size_multiplier = 2;
+	o.level0_size_percent = 1000;
 	o.compression[0] = LSM_COMPRESS_NONE;
 	o.compression[1] = LSM_COMPRESS_ZSTD;
 	assert_int_equal(lsm_open(c->path, &o, &db), 0);

@@ -367,6 +367,71 @@ static void test_tiered_writes_less(void **state)
 	assert_true(runs_t < 4 + 6);
 }
 
+/* ---- leveled: where L0 goes, and level0_size_percent ---- */
+
+static void put_keys(lsm_db *db, uint64_t *rs, unsigned n)
+{
+	uint8_t v[100];
+	for (unsigned i = 0; i < n; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "p%08u",
+			 (unsigned)rnd_below(rs, 100000));
+		for (size_t j = 0; j < sizeof(v); j++)
+			v[j] = (uint8_t)rnd(rs);
+		assert_int_equal(lsm_put(db, k, strlen(k), v, sizeof(v), 0), 0);
+	}
+}
+
+/* n flushes of `keys` random keys each, then waits for compactions. */
+static void flushes(lsm_db *db, uint64_t *rs, int n, unsigned keys)
+{
+	for (int f = 0; f < n; f++) {
+		put_keys(db, rs, keys);
+		assert_int_equal(lsm_flush(db), 0);
+	}
+	wait_quiet(db);
+}
+
+/* A small store's L0 compacts into the level above the last (the last
+ * level fills later, from above, at first by cheap moves). With
+ * level0_size_percent = 100, four small L0 files wait while they hold
+ * far less than the base level, the store counts as settled
+ * (lsm.background-work 0), and the eighth file (twice the trigger)
+ * starts the compaction anyway. With 0, four files start it. */
+static void test_l0_size_percent(void **state)
+{
+	(void)state;
+	for (int pct = 0; pct <= 100; pct += 100) {
+		char dir[512];
+		lsm_options o;
+		lsm_db *db = NULL;
+		uint64_t rs = 77;
+		small_opts(&o, LSM_COMPACTION_LEVELED);
+		o.write_buffer_size = 4 << 20; /* only lsm_flush flushes */
+		o.level0_size_percent = pct;
+		make_test_dir(dir, sizeof(dir), "strat-l0pct");
+		assert_int_equal(lsm_open(dir, &o, &db), 0);
+		flushes(db, &rs, 4, 500); /* ~200 KB: under the base size */
+		assert_int_equal(prop(db, "lsm.num-files-at-level0"), 0);
+		assert_true(prop(db, "lsm.num-files-at-level5") > 0);
+		assert_int_equal(prop(db, "lsm.num-files-at-level6"), 0);
+		uint64_t base = prop(db, "lsm.bytes-at-level5");
+		flushes(db, &rs, 4, 20); /* four files of ~2 KB each */
+		assert_true(prop(db, "lsm.bytes-at-level0") < base / 4);
+		assert_int_equal(prop(db, "lsm.num-files-at-level0"),
+				 pct ? 4 : 0);
+		assert_int_equal(prop(db, "lsm.background-work"), 0);
+		flushes(db, &rs, 3, 20);
+		assert_int_equal(prop(db, "lsm.num-files-at-level0"),
+				 pct ? 7 : 3);
+		flushes(db, &rs, 1, 20);
+		assert_int_equal(prop(db, "lsm.num-files-at-level0"), 0);
+		assert_int_equal(prop(db, "lsm.background-work"), 0);
+		assert_int_equal(lsm_close(db), 0);
+		rm_rf(dir);
+	}
+}
+
 /* ---- time-window ---- */
 
 static lsm_db *open_clock(const char *dir, struct clock_env *ce, lsm_options *o,
@@ -666,6 +731,7 @@ int main(void)
 		cmocka_unit_test(test_options_validated),
 		cmocka_unit_test(test_style_tag_round_trip),
 		cmocka_unit_test(test_tiered_writes_less),
+		cmocka_unit_test(test_l0_size_percent),
 		cmocka_unit_test(test_window_closed_merged),
 		cmocka_unit_test(test_windows_do_not_stall),
 		cmocka_unit_test(test_ttl_drops_old_windows),
