@@ -42,6 +42,8 @@ struct bench_config {
 	/* lsm only: values of at least this many bytes go to blob files
 	 * (0: none); -1 keeps lsm's default. */
 	int64_t lsm_blob_threshold;
+	/* lsm only: level0_size_percent (0: L0 compacts by file count). */
+	int lsm_l0_size_percent;
 };
 
 struct bench_err {
@@ -89,6 +91,9 @@ struct bench_engine {
 	/* The same with the WAL's bytes counted; NULL if not known. */
 	int (*wamp_wal_x1000)(struct bench_db *db, uint64_t *out,
 			      struct bench_err *e);
+	/* Waits until the engine's flushes and compactions are done (none
+	 * running or due); NULL if the engine cannot tell. */
+	int (*settle)(struct bench_db *db, struct bench_err *e);
 	/* Per-level file counts and sizes as malloc'd text (free()). */
 	int (*levels)(struct bench_db *db, char **out, struct bench_err *e);
 };

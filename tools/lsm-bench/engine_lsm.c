@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct bench_db {
 	lsm_db *db;
@@ -66,13 +67,19 @@ static void lsmb_describe(const struct bench_config *cfg, char *buf, size_t cap)
 	static const char *const names[] = {"none", "lz4", "zstd"};
 	static const char *const styles[] = {"leveled", "size-tiered",
 					     "time-window"};
+	char l0[64] = "";
+
+	if (cfg->lsm_l0_size_percent)
+		snprintf(l0, sizeof(l0),
+			 " (L0 waits for %d%% of the base level)",
+			 cfg->lsm_l0_size_percent);
 
 	snprintf(buf, cap,
 		 "lsm %s: %s compaction, %s compression on all levels, bloom "
-		 "filters, %d background threads, level0 triggers default, "
+		 "filters, %d background threads, level0 triggers default%s, "
 		 "checksums verified on read",
 		 LSM_VERSION_STRING, styles[cfg->lsm_compaction],
-		 names[cfg->compression], cfg->background_jobs);
+		 names[cfg->compression], cfg->background_jobs, l0);
 }
 
 static int lsmb_open(const struct bench_config *cfg, const char *dir,
@@ -97,6 +104,7 @@ static int lsmb_open(const struct bench_config *cfg, const char *dir,
 	o.target_file_size = cfg->target_file_size;
 	o.max_bytes_for_level_base = cfg->max_bytes_for_level_base;
 	o.compaction_style = (lsm_compaction_style)cfg->lsm_compaction;
+	o.level0_size_percent = cfg->lsm_l0_size_percent;
 	if (cfg->lsm_blob_threshold >= 0)
 		o.blob_threshold = (size_t)cfg->lsm_blob_threshold;
 
@@ -204,6 +212,24 @@ static int lsmb_wamp_wal_x1000(struct bench_db *d, uint64_t *out,
 		  : 0;
 }
 
+/* Settled once "lsm.background-work" reads 0 twice, 100 ms apart (a
+ * compaction may be picked just after the previous one ends). */
+static int lsmb_settle(struct bench_db *d, struct bench_err *e)
+{
+	const struct timespec tick = {0, 100 * 1000 * 1000};
+	int idle = 0;
+
+	while (idle < 2) {
+		uint64_t v;
+		int rc = lsm_property_u64(d->db, "lsm.background-work", &v);
+		if (rc)
+			return lsmb_fail(e, "property lsm.background-work", rc);
+		idle = v ? 0 : idle + 1;
+		nanosleep(&tick, NULL);
+	}
+	return 0;
+}
+
 static int lsmb_levels(struct bench_db *d, char **out, struct bench_err *e)
 {
 	char *s, *copy;
@@ -231,5 +257,6 @@ const struct bench_engine bench_engine_lsm = {
 	.scan = lsmb_scan,
 	.wamp_x1000 = lsmb_wamp_x1000,
 	.wamp_wal_x1000 = lsmb_wamp_wal_x1000,
+	.settle = lsmb_settle,
 	.levels = lsmb_levels,
 };

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifndef ROCKSDB_VERSION_STR
 #define ROCKSDB_VERSION_STR "?"
@@ -303,12 +304,66 @@ static int rdb_wamp_x1000(struct bench_db *d, uint64_t user_bytes,
 	return 0;
 }
 
+/* Settled once no flush or compaction is pending or running, twice in a
+ * row, 100 ms apart. */
+static int rdb_settle(struct bench_db *d, struct bench_err *e)
+{
+	static const char *const props[] = {"rocksdb.mem-table-flush-pending",
+					    "rocksdb.num-running-flushes",
+					    "rocksdb.compaction-pending",
+					    "rocksdb.num-running-compactions"};
+	const struct timespec tick = {0, 100 * 1000 * 1000};
+	int idle = 0;
+
+	while (idle < 2) {
+		uint64_t sum = 0;
+
+		for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++) {
+			uint64_t v;
+
+			if (rocksdb_property_int(d->db, props[i], &v) != 0)
+				return bench_fail(e, "rocksdb: no %s property",
+						  props[i]);
+			sum += v;
+		}
+		idle = sum ? 0 : idle + 1;
+		nanosleep(&tick, NULL);
+	}
+	return 0;
+}
+
+/* The level shape ("rocksdb.levelstats") followed by the per-level
+ * compaction table of "rocksdb.stats" (what each level read and wrote:
+ * the same breakdown as lsm's level table). */
 static int rdb_levels(struct bench_db *d, char **out, struct bench_err *e)
 {
 	char *s = rocksdb_property_value(d->db, "rocksdb.levelstats");
+	char *st = rocksdb_property_value(d->db, "rocksdb.stats");
+	const char *from, *to;
+	size_t ns, nt;
 
-	if (!s)
+	if (!s) {
+		free(st);
 		return bench_fail(e, "rocksdb: no rocksdb.levelstats property");
+	}
+	from = st ? strstr(st, "** Compaction Stats") : NULL;
+	to = from ? strstr(from, "\n\n") : NULL;
+	if (from && to) {
+		char *both;
+
+		ns = strlen(s);
+		nt = (size_t)(to - from) + 1;
+		both = malloc(ns + 1 + nt + 1);
+		if (both) {
+			memcpy(both, s, ns);
+			both[ns] = '\n';
+			memcpy(both + ns + 1, from, nt);
+			both[ns + 1 + nt] = '\0';
+			free(s);
+			s = both;
+		}
+	}
+	free(st);
 	*out = s;
 	return 0;
 }
@@ -323,5 +378,6 @@ const struct bench_engine bench_engine_rocksdb = {
 	.del = rdb_del,
 	.scan = rdb_scan,
 	.wamp_x1000 = rdb_wamp_x1000,
+	.settle = rdb_settle,
 	.levels = rdb_levels,
 };

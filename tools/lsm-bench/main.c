@@ -170,7 +170,15 @@ struct run_result {
 	uint64_t wamp_x1000;     /* NO_VALUE if unknown or not a write */
 	uint64_t wamp_wal_x1000; /* the same with WAL bytes, if known */
 	uint64_t size_bytes;     /* NO_VALUE if not measured */
-	uint64_t found;          /* gets that found a value */
+	/* --large: W-amp once the engine's background work finished, and
+	 * the seconds that took after the last put; NO_VALUE if unknown. */
+	uint64_t wamp_settled_x1000;
+	double settle_secs;
+	/* Growth of the process's peak resident memory during the
+	 * workload over its resident memory before the DB was opened;
+	 * NO_VALUE if /proc does not tell. */
+	uint64_t peak_rss;
+	uint64_t found; /* gets that found a value */
 };
 
 struct engine_results {
@@ -199,6 +207,43 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A "VmRSS:" or "VmHWM:" line of /proc/self/status in bytes, or
+ * NO_VALUE. */
+static uint64_t proc_status_bytes(const char *field)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	size_t n = strlen(field);
+	uint64_t v = NO_VALUE;
+
+	if (!f)
+		return NO_VALUE;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long kb;
+
+		if (strncmp(line, field, n) == 0 &&
+		    sscanf(line + n, "%llu", &kb) == 1) {
+			v = (uint64_t)kb * 1024;
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+/* Resets the process's peak resident memory (VmHWM) to its current
+ * resident memory (Linux: "5" to /proc/self/clear_refs). */
+static bool reset_peak_rss(void)
+{
+	FILE *f = fopen("/proc/self/clear_refs", "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fputs("5", f) >= 0;
+	return fclose(f) == 0 && ok;
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -377,6 +422,10 @@ static void print_help(void)
 	       "go to blob files,\n"
 	       "                         0 = keep every value in the tree "
 	       "[16K, lsm's default]\n"
+	       "  --l0-size-percent=N    lsm only: level0_size_percent, L0 "
+	       "waits for N%% of the\n"
+	       "                         base level before compacting into it "
+	       "[0: by file count]\n"
 	       "  --write-buffer-size=S  memtable size [64M]\n"
 	       "  --cache-size=S         block cache [8M]\n"
 	       "  --bloom-bits=B         bloom filter bits per key, 0 = none "
@@ -386,7 +435,9 @@ static void print_help(void)
 	       "  --seed=S               random seed [301]\n"
 	       "  --format=F             text or markdown [text]\n"
 	       "  --large                fillrandom only, then W-amp, space "
-	       "and levels\n"
+	       "and levels,\n"
+	       "                         and W-amp again once each engine's "
+	       "compactions are done\n"
 	       "  --help                 this text\n"
 	       "\n"
 	       "Workloads, run in this order whatever the order of "
@@ -537,6 +588,9 @@ static void parse_args(struct settings *s, int argc, char **argv)
 					    "least 64, got '%s'",
 					    v);
 			s->cfg.lsm_blob_threshold = (int64_t)t;
+		} else if (strcmp(name, "--l0-size-percent") == 0) {
+			s->cfg.lsm_l0_size_percent =
+				(int)parse_count(name, v, 0, 1000);
 		} else if (strcmp(name, "--write-buffer-size") == 0) {
 			s->cfg.write_buffer_size =
 				parse_size(name, v, 64u << 10, 1ull << 36);
@@ -911,6 +965,8 @@ static int run_workload(struct shared *sh, enum bench_id b, int run,
 	r->ran = true;
 	r->wamp_x1000 = NO_VALUE;
 	r->wamp_wal_x1000 = NO_VALUE;
+	r->wamp_settled_x1000 = NO_VALUE;
+	r->peak_rss = NO_VALUE;
 	r->size_bytes = NO_VALUE;
 	for (int t = 0; t < n_threads; t++) {
 		hist_merge(h, &w[t].hist);
@@ -963,7 +1019,7 @@ static int run_group(const struct settings *s, const struct bench_engine *eng,
 	struct bench_err e = {{0}}, close_err = {{0}};
 	struct bench_db *db = NULL;
 	char dir[PATH_MAX + 64], label[128];
-	uint64_t user_bytes = 0;
+	uint64_t user_bytes = 0, rss0;
 	uint8_t *present = NULL;
 	int rc = 0;
 
@@ -979,6 +1035,11 @@ static int run_group(const struct settings *s, const struct bench_engine *eng,
 			goto out_report;
 		}
 	}
+	/* Memory: the peak is taken from here, before open, with the key
+	 * bitmap already touched, so it is what the engine added. */
+	if (present)
+		memset(present, 0, (size_t)(s->num / 8 + 1));
+	rss0 = reset_peak_rss() ? proc_status_bytes("VmRSS:") : NO_VALUE;
 	if (eng->open(&s->cfg, dir, &db, &e)) {
 		rc = -1;
 		goto out_report;
@@ -1006,6 +1067,11 @@ static int run_group(const struct settings *s, const struct bench_engine *eng,
 		hist_init(&scratch_hist);
 		rc = run_workload(&sh, (enum bench_id)b, run, r, h, &user_bytes,
 				  &e);
+		if (!rc && rss0 != NO_VALUE) {
+			uint64_t hwm = proc_status_bytes("VmHWM:");
+			if (hwm != NO_VALUE)
+				r->peak_rss = hwm > rss0 ? hwm - rss0 : 0;
+		}
 		if (rc) {
 			char msg[600];
 
@@ -1032,6 +1098,25 @@ static int run_group(const struct settings *s, const struct bench_engine *eng,
 				er->wamp_warned = true;
 			}
 			r->size_bytes = dir_usage(dir);
+		}
+		if (s->large && b == B_FILLRANDOM && eng->settle &&
+		    r->wamp_x1000 != NO_VALUE) {
+			/* The figure at the last put leaves out the work an
+			 * engine still owes (files waiting in L0 or over a
+			 * level's target); compare the engines settled too. */
+			struct bench_err se;
+			uint64_t t0 = now_ns(), v;
+
+			if (eng->settle(db, &se) == 0 &&
+			    eng->wamp_x1000(db, user_bytes, &v, &se) == 0) {
+				r->wamp_settled_x1000 = v;
+				r->settle_secs = (double)(now_ns() - t0) / 1e9;
+			} else {
+				fprintf(stderr,
+					"lsm-bench: %s: no settled write "
+					"amplification (%s)\n",
+					eng->name, se.msg);
+			}
 		}
 		if (s->large && b == B_FILLRANDOM && eng->levels) {
 			struct bench_err le;
@@ -1087,6 +1172,12 @@ static double median_of(const struct run_result *rr, int n, int field)
 			v[k++] = (double)rr[i].size_bytes;
 		else if (field == 3 && rr[i].wamp_wal_x1000 != NO_VALUE)
 			v[k++] = (double)rr[i].wamp_wal_x1000 / 1000.0;
+		else if (field == 4 && rr[i].wamp_settled_x1000 != NO_VALUE)
+			v[k++] = (double)rr[i].wamp_settled_x1000 / 1000.0;
+		else if (field == 5 && rr[i].wamp_settled_x1000 != NO_VALUE)
+			v[k++] = rr[i].settle_secs;
+		else if (field == 6 && rr[i].peak_rss != NO_VALUE)
+			v[k++] = (double)rr[i].peak_rss;
 	}
 	if (k == 0)
 		return -1;
@@ -1285,6 +1376,62 @@ static void fmt_num(char *buf, size_t cap, double v, const char *fmt)
 		snprintf(buf, cap, fmt, v);
 }
 
+/* Peak resident memory each engine added (median over runs of each
+ * workload's peak; the largest such median), and lsm's budget: its
+ * memtables (one active, max_immutable_memtables = 2 full ones waiting)
+ * and the block cache, plus 10%. Every engine's DB lives in the same
+ * process, and the allocator keeps memory an engine freed, so figures
+ * are exact for an engine run alone (--engines=NAME). */
+static void print_memory(const struct settings *s,
+			 const struct engine_results *res)
+{
+	bool md = s->format == FMT_MARKDOWN;
+	const double mib = 1048576.0;
+
+	printf("%sMemory: peak resident growth over the process before open"
+	       "\n\n",
+	       md ? "### " : "");
+	for (int i = 0; i < s->n_engines; i++) {
+		double peak = -1;
+		int at = -1;
+
+		for (int b = 0; b < N_BENCH; b++) {
+			double m;
+
+			if (!s->enabled[b])
+				continue;
+			m = median_of(res[i].runs[b], s->runs, 6);
+			if (m > peak) {
+				peak = m;
+				at = b;
+			}
+		}
+		if (peak < 0) {
+			printf("%s%s: -\n", md ? "- " : "  ",
+			       s->engines[i]->name);
+			continue;
+		}
+		printf("%s%s: %.1f MiB (during %s)", md ? "- " : "  ",
+		       s->engines[i]->name, peak / mib, benches[at].name);
+		if (strcmp(s->engines[i]->name, "lsm") == 0) {
+			double budget = 3.0 * (double)s->cfg.write_buffer_size +
+					(double)s->cfg.cache_size;
+			printf("; budget 3 x %.0f MiB memtables + %.0f MiB "
+			       "cache = %.0f MiB, +10%% = %.0f MiB: %s",
+			       (double)s->cfg.write_buffer_size / mib,
+			       (double)s->cfg.cache_size / mib, budget / mib,
+			       budget * 1.1 / mib,
+			       peak <= budget * 1.1 ? "within" : "OVER");
+		}
+		printf("\n");
+	}
+	if (s->n_engines > 1)
+		printf("%s(engines share one process: exact only with "
+		       "--engines=NAME)\n",
+		       md ? "\n" : "  ");
+	printf("\n");
+}
+
 static void print_results(const struct settings *s, struct engine_results *res)
 {
 	bool md = s->format == FMT_MARKDOWN;
@@ -1430,6 +1577,17 @@ static void print_results(const struct settings *s, struct engine_results *res)
 				       md ? "\n" : "  ", s->engines[i]->name,
 				       ww);
 		}
+		for (int i = 0; i < s->n_engines; i++) {
+			double ws = median_of(res[i].runs[b], s->runs, 4);
+			double ss = median_of(res[i].runs[b], s->runs, 5);
+			if (ws >= 0)
+				printf("%s%s W-amp once its flushes and "
+				       "compactions finished: %.2f (%.1f s "
+				       "after "
+				       "the last put)\n",
+				       md ? "\n" : "  ", s->engines[i]->name,
+				       ws, ss);
+		}
 		if (benches[b].op == OP_GET_RANDOM) {
 			for (int i = 0; i < s->n_engines; i++) {
 				const struct run_result *r = &res[i].runs[b][0];
@@ -1448,8 +1606,10 @@ static void print_results(const struct settings *s, struct engine_results *res)
 		printf("\n");
 	}
 
+	print_memory(s, res);
 	if (s->large) {
-		printf("%sLevels after fillrandom (last run)\n\n",
+		printf("%sLevels after fillrandom and its compactions (last "
+		       "run)\n\n",
 		       md ? "### " : "");
 		for (int i = 0; i < s->n_engines; i++) {
 			printf(md ? "%s:\n\n```\n%s\n```\n\n" : "%s:\n%s\n\n",
