@@ -634,6 +634,35 @@ static void *bg_main(void *arg)
 	return NULL;
 }
 
+uint64_t bg_work_locked(lsm_db *db)
+{
+	uint64_t n = (uint64_t)db->n_imm + (uint64_t)db->n_compactions;
+	struct compaction *c = NULL;
+	struct file_meta **files = NULL;
+	int *levels = NULL;
+	size_t n_ttl = 0;
+
+	if (db->flush_running)
+		n++;
+	if (!db->vs || db->shutting_down)
+		return n;
+	/* Ask the picker; dropping its pick frees the files it marked. */
+	if (compact_pick_style(db->vs->current, &db->pick, wall_us(db), &c) ==
+		    0 &&
+	    c) {
+		n++;
+		compaction_free(c);
+	}
+	if (db->pick.style == LSM_COMPACTION_TIME_WINDOW && db->pick.ttl_us &&
+	    compact_ttl_expired(db->vs->current, &db->pick, wall_us(db), &files,
+				&levels, &n_ttl) == 0 &&
+	    n_ttl)
+		n++;
+	free(files);
+	free(levels);
+	return n;
+}
+
 void bg_schedule_locked(lsm_db *db)
 {
 	pthread_cond_broadcast(&db->work_cv);

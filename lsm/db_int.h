@@ -148,6 +148,9 @@ uint64_t db_new_file_number(void *db);
 int bg_start(lsm_db *db);
 void bg_stop(lsm_db *db);
 void bg_schedule_locked(lsm_db *db);
+/* Flushes and compactions running or due now (what the background
+ * threads would start if free); 0 once the store has settled. mu held. */
+uint64_t bg_work_locked(lsm_db *db);
 void db_install_sv_locked(lsm_db *db);
 int db_flush_wait(lsm_db *db);
 /* db.c: makes the memtable immutable behind a new WAL (mu held). */

@@ -276,13 +276,8 @@ int lsm_property_u64(lsm_db *db, const char *name, uint64_t *out)
 		return 0;
 	}
 	if (strcmp(name, "lsm.background-work") == 0) {
-		/* Flushes and compactions running or due: 0 once the
-		 * store has settled (the estimate of pending compaction
-		 * bytes is what the picker would still do). */
 		pthread_mutex_lock(&db->mu);
-		*out = (uint64_t)db->n_imm + (db->flush_running ? 1u : 0u) +
-		       (uint64_t)db->n_compactions +
-		       (db->pending_compaction_bytes ? 1u : 0u);
+		*out = bg_work_locked(db);
 		pthread_mutex_unlock(&db->mu);
 		return 0;
 	}
