@@ -143,6 +143,14 @@ void db_install_sv_locked(lsm_db *db)
 
 /* ---- open and recovery ---- */
 
+/* A memtable with a point-key filter of 1/64 of the write buffer (1 MiB
+ * for 64 MiB: about 8 bits per 64 bytes of entries), so a get of a key
+ * that lives in the files skips the skiplist (mem/memtable.c). */
+struct memtable *db_mem_new(lsm_db *db)
+{
+	return mem_new_filtered(db->opts.write_buffer_size / 64);
+}
+
 static int apply_to_mem(void *ctx, uint64_t seq, unsigned kind,
 			struct slice key, struct slice value)
 {
@@ -286,7 +294,7 @@ static int replay_wal(struct replay *rp, uint64_t number, uint64_t limit,
 			if (rc)
 				break;
 			mem_unref(rp->mem);
-			rp->mem = mem_new();
+			rp->mem = db_mem_new(db);
 			if (!rp->mem) {
 				rc = -ENOMEM;
 				break;
@@ -545,7 +553,7 @@ static int recover(lsm_db *db)
 	rp.db = db;
 	rp.edit = &edit;
 	rp.max_seq = db->vs->last_seq;
-	rp.mem = mem_new();
+	rp.mem = db_mem_new(db);
 	if (!rp.mem) {
 		rc = -ENOMEM;
 		goto out;
@@ -611,7 +619,7 @@ static int recover(lsm_db *db)
 	if (rc)
 		goto out;
 	atomic_store(&db->last_seq, rp.max_seq);
-	db->mem = mem_new();
+	db->mem = db_mem_new(db);
 	if (!db->mem) {
 		rc = -ENOMEM;
 		goto out;
@@ -931,7 +939,7 @@ static int open_new_wal_locked(lsm_db *db)
 /* Turns the memtable into an immutable one behind a new WAL. */
 int db_switch_memtable_locked(lsm_db *db)
 {
-	struct memtable *m = mem_new();
+	struct memtable *m = db_mem_new(db);
 	int rc;
 	if (!m)
 		return -ENOMEM;

@@ -153,6 +153,8 @@ void bg_schedule_locked(lsm_db *db);
 uint64_t bg_work_locked(lsm_db *db);
 void db_install_sv_locked(lsm_db *db);
 int db_flush_wait(lsm_db *db);
+/* db.c: a new memtable for this db (with its point-key filter). */
+struct memtable *db_mem_new(lsm_db *db);
 /* db.c: makes the memtable immutable behind a new WAL (mu held). */
 int db_switch_memtable_locked(lsm_db *db);
 /* Records opts.compaction_style in the manifest when it differs from

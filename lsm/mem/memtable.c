@@ -88,6 +88,16 @@
  * 10. Each non-empty tombstone is in exactly one of the fragment index
  *     (seq >= frag_max_seq when added, which then becomes seq) and the
  *     late list (an older seq). So every cover seq is <= frag_max_seq.
+ * 11. Point-key filter (memtables made by mem_new_filtered): a blocked
+ *     bloom filter over the user keys of point entries, 512-bit blocks,
+ *     4 bits per key in the key's block (one cache line per probe). The
+ *     writer sets a key's bits before it links the key's node (relaxed
+ *     stores sequenced before the link's release stores), so a reader
+ *     that can reach the node, or that reads at a sequence number
+ *     published after the insert, sees the bits: mem_get() skips the
+ *     skiplist when a bit is clear, and a clear bit is never wrong. Most
+ *     gets of a store that has flushed are for keys in its files, not in
+ *     the memtable: for them the search was a chain of cache misses.
  *
  * Thread safety: mem_add() needs external serialization (one writer; it
  * alone touches the arena, rng and splice). Everything else may run in any
@@ -100,6 +110,7 @@
 
 #include "util/arena.h"
 #include "util/coding.h"
+#include "util/hash.h"
 #include "util/ikey.h"
 
 #include <assert.h>
@@ -166,7 +177,53 @@ struct memtable {
 	_Atomic(const struct late_tomb *) late; /* newest first */
 	_Atomic uint64_t n_entries;             /* relaxed counters */
 	_Atomic uint64_t n_tombs;
+	/* point-key filter (invariant 11): n_blocks blocks of 8 words, or
+	 * NULL; written by the writer only */
+	_Atomic uint64_t *filter;
+	uint64_t filter_blocks;
 };
+
+/* ---- the point-key filter (invariant 11) ---- */
+
+#define FILTER_BLOCK_WORDS 8 /* 512 bits: one cache line */
+#define FILTER_PROBES 4
+
+static _Atomic uint64_t *filter_block(const struct memtable *m, uint64_t h)
+{
+	/* the high half picks the block (multiply-shift: no division) */
+	uint64_t b = ((h >> 32) * m->filter_blocks) >> 32;
+	return m->filter + b * FILTER_BLOCK_WORDS;
+}
+
+static void filter_add(struct memtable *m, struct slice user_key)
+{
+	uint64_t h = lsm_hash64(user_key.p, user_key.len);
+	_Atomic uint64_t *blk = filter_block(m, h);
+	uint32_t a = (uint32_t)h, d = (a >> 17) | (a << 15);
+	for (int i = 0; i < FILTER_PROBES; i++, a += d) {
+		_Atomic uint64_t *w = &blk[(a & 511) >> 6];
+		uint64_t bit = UINT64_C(1) << (a & 63);
+		/* one writer: load and store, no read-modify-write */
+		atomic_store_explicit(
+			w, atomic_load_explicit(w, memory_order_relaxed) | bit,
+			memory_order_relaxed);
+	}
+}
+
+static bool filter_may_contain(const struct memtable *m, struct slice user_key)
+{
+	uint64_t h = lsm_hash64(user_key.p, user_key.len);
+	_Atomic uint64_t *blk = filter_block(m, h);
+	uint32_t a = (uint32_t)h, d = (a >> 17) | (a << 15);
+	for (int i = 0; i < FILTER_PROBES; i++, a += d) {
+		uint64_t bit = UINT64_C(1) << (a & 63);
+		if (!(atomic_load_explicit(&blk[(a & 511) >> 6],
+					   memory_order_relaxed) &
+		      bit))
+			return false;
+	}
+	return true;
+}
 
 /* ---- nodes ---- */
 
@@ -390,6 +447,8 @@ struct memtable *mem_new(void)
 	atomic_init(&m->n_tombs, 0);
 	m->frag_max_seq = 0;
 	atomic_init(&m->late, NULL);
+	m->filter = NULL;
+	m->filter_blocks = 0;
 	if (list_init(&m->points, &m->arena) < 0 ||
 	    list_init(&m->tombs, &m->arena) < 0 ||
 	    list_init(&m->frags, &m->arena) < 0)
@@ -407,6 +466,34 @@ void mem_ref(struct memtable *m)
 	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
 }
 
+struct memtable *mem_new_filtered(size_t filter_bytes)
+{
+	size_t block = FILTER_BLOCK_WORDS * sizeof(uint64_t);
+	uint64_t blocks = filter_bytes / block;
+	struct memtable *m;
+	if (blocks < 1)
+		blocks = 1;
+	if (blocks > UINT32_MAX)
+		blocks = UINT32_MAX;
+	m = mem_new();
+	if (!m)
+		return NULL;
+	/* zeroed, cache-line aligned; untouched pages cost nothing */
+	m->filter = aligned_alloc(block, (size_t)blocks * block);
+	if (!m->filter) {
+		mem_unref(m);
+		return NULL;
+	}
+	memset((void *)m->filter, 0, (size_t)blocks * block);
+	m->filter_blocks = blocks;
+	return m;
+}
+
+bool mem_may_contain(const struct memtable *m, struct slice user_key)
+{
+	return !m->filter || filter_may_contain(m, user_key);
+}
+
 void mem_unref(struct memtable *m)
 {
 	if (!m)
@@ -417,6 +504,7 @@ void mem_unref(struct memtable *m)
 	if (old != 1)
 		return;
 	arena_release(&m->arena);
+	free((void *)m->filter);
 	free(m);
 }
 
@@ -694,6 +782,8 @@ int mem_add(struct memtable *m, uint64_t seq, unsigned kind, struct slice key,
 					      memory_order_release);
 		atomic_fetch_add_explicit(&m->n_tombs, 1, memory_order_relaxed);
 	} else {
+		if (m->filter)
+			filter_add(m, key);
 		list_insert(&m->points, n);
 		atomic_fetch_add_explicit(&m->n_entries, 1,
 					  memory_order_relaxed);
@@ -712,6 +802,8 @@ int mem_get(struct memtable *m, struct slice user_key, uint64_t read_seq,
 	struct mem_target t = {user_key.p, user_key.len,
 			       ikey_pack(read_seq, IKEY_KIND_SEEK),
 			       key_prefix(user_key.p, user_key.len)};
+	if (m->filter && !filter_may_contain(m, user_key))
+		return 0;
 	struct mem_node *n = list_find_ge(&m->points, &t);
 	if (!n || n->ikey_len - IKEY_TRAILER != user_key.len ||
 	    (user_key.len && memcmp(node_key(n), user_key.p, user_key.len)))
@@ -856,7 +948,8 @@ int mem_tomb_spans(struct memtable *m, const struct slice *lower,
 
 size_t mem_usage(const struct memtable *m)
 {
-	return arena_usage(&m->arena);
+	return arena_usage(&m->arena) +
+	       (size_t)m->filter_blocks * FILTER_BLOCK_WORDS * sizeof(uint64_t);
 }
 
 uint64_t mem_num_entries(const struct memtable *m)

@@ -25,6 +25,14 @@ struct memtable;
 
 /* Returns a memtable with refcount 1, or NULL when out of memory. */
 struct memtable *mem_new(void);
+/* The same with a point-key filter of about filter_bytes (at least one
+ * 64-byte block): mem_get() of a key never added costs a cache line
+ * instead of a skiplist search (memtable.c invariant 11). Counted in
+ * mem_usage(). */
+struct memtable *mem_new_filtered(size_t filter_bytes);
+/* false: no point entry for user_key was ever added (filtered memtables;
+ * an unfiltered one always says true). */
+bool mem_may_contain(const struct memtable *m, struct slice user_key);
 void mem_ref(struct memtable *m);
 /* Drops one reference; frees the memtable and its arena at 0. */
 void mem_unref(struct memtable *m);

@@ -335,6 +335,66 @@ static int got_fn(void *ctx, struct slice ikey, struct slice value)
 	return 0;
 }
 
+/* The point-key filter: every key added is found (no false negative,
+ * also when a tiny filter saturates), absent keys are mostly skipped,
+ * range tombstones stay out of it, and its bytes count in mem_usage. */
+static void test_point_filter(void **state)
+{
+	(void)state;
+	const size_t sizes[] = {64, 64 << 10};
+	for (size_t z = 0; z < 2; z++) {
+		struct memtable *m = mem_new_filtered(sizes[z]);
+		assert_non_null(m);
+		assert_true(mem_usage(m) >= sizes[z]);
+		char k[32];
+		for (unsigned i = 0; i < 10000; i++) {
+			snprintf(k, sizeof(k), "key%08u", 2 * i);
+			assert_int_equal(mem_add(m, i + 1,
+						 i % 7 ? IKEY_PUT : IKEY_DELETE,
+						 slice_make(k, strlen(k)),
+						 slice_make("v", 1)),
+					 0);
+		}
+		assert_int_equal(mem_add(m, 20000, IKEY_RANGE_DELETE,
+					 slice_make("rd-a", 4),
+					 slice_make("rd-z", 4)),
+				 0);
+		unsigned fp = 0;
+		for (unsigned i = 0; i < 10000; i++) {
+			struct got g = {0};
+			snprintf(k, sizeof(k), "key%08u", 2 * i);
+			struct slice uk = slice_make(k, strlen(k));
+			assert_true(mem_may_contain(m, uk));
+			assert_int_equal(mem_get(m, uk, 30000, got_fn, &g), 1);
+			assert_int_equal(
+				ikey_seq(slice_make(g.ikey, g.ikey_len)),
+				i + 1);
+			snprintf(k, sizeof(k), "key%08u", 2 * i + 1);
+			uk = slice_make(k, strlen(k));
+			fp += mem_may_contain(m, uk);
+			assert_int_equal(mem_get(m, uk, 30000, got_fn, &g), 0);
+		}
+		if (z == 0) {
+			/* 512 bits for 10000 keys: saturated, says yes */
+			assert_true(fp > 9000);
+		} else {
+			/* 52 bits per key: few false positives */
+			assert_true(fp < 200);
+			assert_false(mem_may_contain(m, slice_make("rd-a", 4)));
+		}
+		/* the tombstone still covers, through its own index */
+		assert_int_equal(
+			mem_max_covering_tomb(m, slice_make("rd-m", 4), 30000),
+			20000);
+		mem_unref(m);
+	}
+	/* an unfiltered memtable never rules a key out */
+	struct memtable *m = mem_new();
+	assert_non_null(m);
+	assert_true(mem_may_contain(m, slice_make("x", 1)));
+	mem_unref(m);
+}
+
 static void test_get_versions(void **state)
 {
 	struct memtable *m = mem_new();
@@ -671,7 +731,8 @@ static void *conc_reader(void *arg)
 static void test_concurrent_writer_and_readers(void **state)
 {
 	struct conc c;
-	c.m = mem_new();
+	/* filtered: a key a reader reached must pass the filter (inv. 11) */
+	c.m = mem_new_filtered(4096);
 	assert_non_null(c.m);
 	atomic_init(&c.done, false);
 	atomic_init(&c.failures, 0);
@@ -1451,6 +1512,7 @@ int main(void)
 		cmocka_unit_test(test_range_tombstones),
 		cmocka_unit_test(test_iterator_keeps_memtable_alive),
 		cmocka_unit_test(test_concurrent_writer_and_readers),
+		cmocka_unit_test(test_point_filter),
 		cmocka_unit_test(test_tomb_edge_cases),
 		cmocka_unit_test(test_tomb_random_vs_brute),
 		cmocka_unit_test(test_tomb_long_cover),
