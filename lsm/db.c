@@ -1377,7 +1377,7 @@ static int db_get(lsm_db *db, const lsm_snapshot *snap, struct slice ukey,
 	uint64_t read_seq = snap ? snap->seq
 				 : atomic_load_explicit(&db->last_seq,
 							memory_order_acquire);
-	uint64_t tmax = 0, key_hash = 0;
+	uint64_t tmax = 0, key_hash;
 	uint8_t stackbuf[256];
 	uint8_t *lk = stackbuf;
 	struct slice lookup;
@@ -1396,6 +1396,9 @@ static int db_get(lsm_db *db, const lsm_snapshot *snap, struct slice ukey,
 	ikey_put_trailer(lk + ukey.len, read_seq, IKEY_KIND_SEEK);
 	lookup = slice_make(lk, ukey.len + IKEY_TRAILER);
 
+	/* One hash of the key for every filter probed: memtables' and
+	 * files' (the same function, util/hash.h). */
+	key_hash = sstr_key_hash(ukey);
 	/* Memtables, newest first. */
 	rc = 0;
 	for (int i = -1; i < sv->n_imm && rc == 0; i++) {
@@ -1403,12 +1406,9 @@ static int db_get(lsm_db *db, const lsm_snapshot *snap, struct slice ukey,
 		uint64_t c = mem_max_covering_tomb(m, ukey, read_seq);
 		if (c > tmax)
 			tmax = c;
-		rc = mem_get(m, ukey, read_seq, get_cb, g);
+		rc = mem_get_hashed(m, ukey, key_hash, read_seq, get_cb, g);
 	}
-	/* L0 newest first, then one file per level. The bloom hash is
-	 * computed once for every file consulted. */
-	if (rc == 0)
-		key_hash = sstr_key_hash(ukey);
+	/* L0 newest first, then one file per level. */
 	for (int l = 0; rc == 0 && l < LSM_MAX_LEVELS; l++) {
 		struct version *v = sv->v;
 		if (l == 0) {

@@ -237,11 +237,26 @@ void db_blob_link_hooks(struct blob_link *l, struct compact_blob_hooks *h)
 	h->kept = link_kept;
 }
 
+/* Adds to e, each with a reference of its own, the blob files of bs[0..n)
+ * that some table references (linked_count > 0). */
+static int edit_link_blobs(struct version_edit *e, struct blob_meta **bs,
+			   size_t n)
+{
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (!bs[i]->linked_count)
+			continue;
+		blob_meta_ref(bs[i]);
+		rc = edit_add_blob(e, bs[i]);
+		if (rc)
+			blob_meta_unref(bs[i]);
+	}
+	return rc;
+}
+
 int db_blob_link_edit(lsm_db *db, struct blob_meta *b, uint64_t size,
 		      struct version_edit *e)
 {
-	int rc;
-	(void)db;
 	if (!b)
 		return 0;
 	if (size)
@@ -253,11 +268,7 @@ int db_blob_link_edit(lsm_db *db, struct blob_meta *b, uint64_t size,
 		atomic_store(&b->obsolete, true);
 		return 0;
 	}
-	blob_meta_ref(b);
-	rc = edit_add_blob(e, b);
-	if (rc)
-		blob_meta_unref(b);
-	return rc;
+	return edit_link_blobs(e, &b, 1);
 }
 
 /* ---- compactions: garbage and relocation ---- */
@@ -402,16 +413,7 @@ int db_blob_gc_edit(struct blob_gc *g, struct version_edit *e)
 		rc = edit_add_blob_garbage(e, g->garbage[i].number,
 					   g->garbage[i].count,
 					   g->garbage[i].bytes);
-	for (size_t i = 0; i < g->n_outs && !rc; i++) {
-		struct blob_meta *b = g->outs[i];
-		if (!b->linked_count)
-			continue;
-		blob_meta_ref(b);
-		rc = edit_add_blob(e, b);
-		if (rc)
-			blob_meta_unref(b);
-	}
-	return rc;
+	return rc ? rc : edit_link_blobs(e, g->outs, g->n_outs);
 }
 
 void db_blob_gc_release(struct blob_gc *g, bool remove_outputs)
@@ -608,17 +610,7 @@ int db_blob_check_batch(lsm_db *db, struct slice rec, const char *path,
 
 int db_blob_recover_edit(lsm_db *db, struct version_edit *e)
 {
-	int rc = 0;
-	for (size_t i = 0; i < db->n_rec_blobs && !rc; i++) {
-		struct blob_meta *b = db->rec_blobs[i];
-		if (!b->linked_count)
-			continue;
-		blob_meta_ref(b);
-		rc = edit_add_blob(e, b);
-		if (rc)
-			blob_meta_unref(b);
-	}
-	return rc;
+	return edit_link_blobs(e, db->rec_blobs, db->n_rec_blobs);
 }
 
 void db_blob_recover_release(lsm_db *db)

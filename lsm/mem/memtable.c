@@ -210,9 +210,8 @@ static void filter_add(struct memtable *m, struct slice user_key)
 	}
 }
 
-static bool filter_may_contain(const struct memtable *m, struct slice user_key)
+static bool filter_may_contain(const struct memtable *m, uint64_t h)
 {
-	uint64_t h = lsm_hash64(user_key.p, user_key.len);
 	_Atomic uint64_t *blk = filter_block(m, h);
 	uint32_t a = (uint32_t)h, d = (a >> 17) | (a << 15);
 	for (int i = 0; i < FILTER_PROBES; i++, a += d) {
@@ -478,7 +477,7 @@ struct memtable *mem_new_filtered(size_t filter_bytes)
 	m = mem_new();
 	if (!m)
 		return NULL;
-	/* zeroed, cache-line aligned; untouched pages cost nothing */
+	/* cache-line aligned, zeroed once here (1 MiB per 64 MiB memtable) */
 	m->filter = aligned_alloc(block, (size_t)blocks * block);
 	if (!m->filter) {
 		mem_unref(m);
@@ -491,7 +490,8 @@ struct memtable *mem_new_filtered(size_t filter_bytes)
 
 bool mem_may_contain(const struct memtable *m, struct slice user_key)
 {
-	return !m->filter || filter_may_contain(m, user_key);
+	return !m->filter ||
+	       filter_may_contain(m, lsm_hash64(user_key.p, user_key.len));
 }
 
 void mem_unref(struct memtable *m)
@@ -797,13 +797,22 @@ int mem_get(struct memtable *m, struct slice user_key, uint64_t read_seq,
 	    int (*fn)(void *ctx, struct slice ikey, struct slice value),
 	    void *ctx)
 {
+	uint64_t h = m->filter ? lsm_hash64(user_key.p, user_key.len) : 0;
+	return mem_get_hashed(m, user_key, h, read_seq, fn, ctx);
+}
+
+int mem_get_hashed(struct memtable *m, struct slice user_key, uint64_t key_hash,
+		   uint64_t read_seq,
+		   int (*fn)(void *ctx, struct slice ikey, struct slice value),
+		   void *ctx)
+{
+	if (m->filter && !filter_may_contain(m, key_hash))
+		return 0;
 	if (read_seq > IKEY_SEQ_MAX)
 		read_seq = IKEY_SEQ_MAX;
 	struct mem_target t = {user_key.p, user_key.len,
 			       ikey_pack(read_seq, IKEY_KIND_SEEK),
 			       key_prefix(user_key.p, user_key.len)};
-	if (m->filter && !filter_may_contain(m, user_key))
-		return 0;
 	struct mem_node *n = list_find_ge(&m->points, &t);
 	if (!n || n->ikey_len - IKEY_TRAILER != user_key.len ||
 	    (user_key.len && memcmp(node_key(n), user_key.p, user_key.len)))

@@ -58,6 +58,13 @@ int mem_add(struct memtable *m, uint64_t seq, unsigned kind, struct slice key,
 int mem_get(struct memtable *m, struct slice user_key, uint64_t read_seq,
 	    int (*fn)(void *ctx, struct slice ikey, struct slice value),
 	    void *ctx);
+/* mem_get() with key_hash = lsm_hash64(user_key) (util/hash.h; the same
+ * hash SST bloom filters use), computed once by a caller that probes
+ * several memtables and files. */
+int mem_get_hashed(struct memtable *m, struct slice user_key, uint64_t key_hash,
+		   uint64_t read_seq,
+		   int (*fn)(void *ctx, struct slice ikey, struct slice value),
+		   void *ctx);
 
 /*
  * Largest seq <= read_seq of a range tombstone covering user_key
