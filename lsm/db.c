@@ -11,7 +11,9 @@
  * loses nothing acknowledged), fsyncs once if any writer asked for
  * durability, and applies the group to the memtable. Then it publishes
  * the last sequence number, which makes the group visible to readers, and
- * wakes the writers of its group.
+ * wakes the writers of its group (struct writer in db_int.h: one futex
+ * word, one wake-up for the group). A sync leader may first wait briefly
+ * for more writers (gather_sync_group_locked).
  *
  * Invariants:
  *  1. Only the leader touches db->wal and inserts into db->mem, so the
@@ -43,9 +45,12 @@
 #include "util/status.h"
 #include "wal/wal_format.h"
 
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1059,20 +1064,142 @@ static int make_room_locked(lsm_db *db, bool force)
 /* Largest group the leader gathers, in bytes of batch representation. */
 #define GROUP_MAX (1u << 20)
 
+/* A sync leader waits at most this share of a WAL sync's time (and never
+ * more than GATHER_MAX_NS) for writers to join its group. */
+#define GATHER_SHARE 4
+#define GATHER_MAX_NS 200000u
+
+static void futex_wait(_Atomic uint32_t *word, uint32_t val,
+		       const struct timespec *rel)
+{
+	/* EAGAIN (the word moved), EINTR and ETIMEDOUT all just return:
+	 * every caller re-checks its condition. */
+	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, rel, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *word, int n)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Writers queued from the head (the leader) up to the first that is not a
+ * write (lsm_flush holding its place ends every group before it). */
+static int queued_writers_locked(lsm_db *db, bool *blocked)
+{
+	int n = 0;
+	*blocked = false;
+	for (struct writer *p = db->wq_head; p; p = p->next) {
+		if (!p->batch) {
+			*blocked = true;
+			break;
+		}
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Group commit for synced writes. With k threads each writing synced
+ * batches back to back, a group's writers return to their callers while
+ * the next leader already syncs whoever queued during the previous sync:
+ * the groups settle at about k/2 writers per sync. A sync costs the same
+ * however many writers share it, so the leader of a sync group waits a
+ * little (a quarter of a sync's time at most) until as many writers are
+ * queued as were active around the previous sync group: those of that
+ * group, who are on their way back, and those queued behind it. A lone
+ * writer never waits (it was the only one active), and a wait that times
+ * out lowers the next group's expectation, so the wait adapts when
+ * threads stop writing.
+ */
+static void gather_sync_group_locked(lsm_db *db, struct writer *w)
+{
+	bool blocked;
+	int want = db->sync_writers;
+	uint64_t budget = db->sync_ns / GATHER_SHARE, t0, deadline;
+
+	if (want <= 1 || budget == 0 || db->gatherer)
+		return;
+	if (queued_writers_locked(db, &blocked) >= want || blocked)
+		return;
+	if (budget > GATHER_MAX_NS)
+		budget = GATHER_MAX_NS;
+	t0 = now_ns();
+	deadline = t0 + budget;
+	db->gatherer = w;
+	db->gather_want = want;
+	STAT_ADD(db, sync_gathers, 1);
+	while (!db->shutting_down &&
+	       queued_writers_locked(db, &blocked) < want && !blocked) {
+		uint32_t g = atomic_load(&db->gather_word);
+		uint64_t t = now_ns();
+		struct timespec rel;
+		if (t >= deadline)
+			break;
+		rel.tv_sec = (time_t)((deadline - t) / 1000000000u);
+		rel.tv_nsec = (long)((deadline - t) % 1000000000u);
+		pthread_mutex_unlock(&db->mu);
+		futex_wait(&db->gather_word, g, &rel);
+		pthread_mutex_lock(&db->mu);
+	}
+	db->gatherer = NULL;
+	STAT_ADD(db, sync_gather_micros, (now_ns() - t0) / 1000);
+}
+
+/* Called when a writer joins the queue: wakes a gathering leader once its
+ * group is complete (or a flush ends it). */
+void db_writer_queued_locked(lsm_db *db)
+{
+	bool blocked;
+	if (db->gatherer &&
+	    (queued_writers_locked(db, &blocked) >= db->gather_want ||
+	     blocked)) {
+		atomic_fetch_add(&db->gather_word, 1);
+		futex_wake(&db->gather_word, 1);
+	}
+}
+
+/* Sleeps until a leader sets w's state (mu not held); returns it. */
+void db_writer_sleep(lsm_db *db, struct writer *w)
+{
+	for (;;) {
+		/* Read the word before the state: a waker sets the state,
+		 * then bumps the word, so either the state is seen here or
+		 * the wait returns at once. */
+		uint32_t g = atomic_load(&db->wq_word);
+		if (atomic_load(&w->state) != WRITER_WAITING)
+			return;
+		futex_wait(&db->wq_word, g, NULL);
+	}
+}
+
+/* Wakes every sleeping writer: call after setting states. */
+void db_writers_wake(lsm_db *db)
+{
+	atomic_fetch_add(&db->wq_word, 1);
+	futex_wake(&db->wq_word, INT_MAX);
+}
+
 static int write_batch(lsm_db *db, struct lsm_batch *b, bool sync)
 {
-	struct writer w, *last, *p;
+	struct writer w, *last, *p, *next;
 	struct lsm_batch *group;
-	uint64_t seq;
+	uint64_t seq, sync_ns = 0;
 	uint32_t count;
-	int rc;
+	int rc, n_group;
+	bool wake;
 
 	w.batch = b;
 	w.sync = sync;
-	w.done = false;
 	w.status = 0;
 	w.next = NULL;
-	pthread_cond_init(&w.cv, NULL);
+	atomic_init(&w.state, WRITER_WAITING);
 
 	pthread_mutex_lock(&db->mu);
 	if (db->wq_tail)
@@ -1080,16 +1207,19 @@ static int write_batch(lsm_db *db, struct lsm_batch *b, bool sync)
 	else
 		db->wq_head = &w;
 	db->wq_tail = &w;
-	while (!w.done && db->wq_head != &w)
-		pthread_cond_wait(&w.cv, &db->mu);
-	if (w.done) {
+	db_writer_queued_locked(db);
+	if (db->wq_head != &w) {
 		pthread_mutex_unlock(&db->mu);
-		pthread_cond_destroy(&w.cv);
-		return w.status;
+		db_writer_sleep(db, &w);
+		if (atomic_load(&w.state) == WRITER_DONE)
+			return w.status;
+		pthread_mutex_lock(&db->mu); /* at the head: lead */
 	}
 
 	/* Leader. */
 	rc = make_room_locked(db, false);
+	if (rc == 0 && sync)
+		gather_sync_group_locked(db, &w);
 	last = &w;
 	if (rc == 0) {
 		size_t size = b->len, limit = GROUP_MAX;
@@ -1160,8 +1290,11 @@ static int write_batch(lsm_db *db, struct lsm_batch *b, bool sync)
 			if (rc == 0)
 				rc = walw_flush(wal);
 			if (rc == 0 && gsync) {
+				uint64_t t0 = now_ns();
 				rc = walw_sync(wal);
+				sync_ns = now_ns() - t0;
 				STAT_ADD(db, wal_syncs, 1);
+				STAT_ADD(db, wal_sync_micros, sync_ns / 1000);
 			}
 			if (rc == 0) {
 				rc = batch_iterate(group->rep, group->len,
@@ -1182,6 +1315,12 @@ static int write_batch(lsm_db *db, struct lsm_batch *b, bool sync)
 			STAT_ADD(db, write_groups, 1);
 
 			pthread_mutex_lock(&db->mu);
+			if (sync_ns)
+				db->sync_ns =
+					db->sync_ns
+						? (db->sync_ns * 7 + sync_ns) /
+							  8
+						: sync_ns;
 			if (rc == 0) {
 				db->wal_good_size = walw_size(wal);
 				atomic_store_explicit(&db->last_seq,
@@ -1204,25 +1343,35 @@ static int write_batch(lsm_db *db, struct lsm_batch *b, bool sync)
 		}
 	}
 
-	/* Wake the group; hand leadership to the next writer. */
-	for (;;) {
+	/* Take the group out of the queue; its writers and the next leader
+	 * learn it once mu is released (struct writer). */
+	for (n_group = 0;; n_group++) {
 		p = db->wq_head;
 		db->wq_head = p->next;
 		if (!db->wq_head)
 			db->wq_tail = NULL;
 		STAT_ADD(db, user_writes, 1);
-		if (p != &w) {
-			p->status = rc;
-			p->done = true;
-			pthread_cond_signal(&p->cv);
-		}
 		if (p == last)
 			break;
 	}
-	if (db->wq_head)
-		pthread_cond_signal(&db->wq_head->cv);
+	if (sync_ns) {
+		bool blocked;
+		db->sync_writers =
+			n_group + 1 + queued_writers_locked(db, &blocked);
+	}
+	next = db->wq_head;
+	wake = n_group > 0 || next;
 	pthread_mutex_unlock(&db->mu);
-	pthread_cond_destroy(&w.cv);
+	for (p = w.next; n_group > 0; n_group--) {
+		struct writer *q = p->next; /* p may be gone once done */
+		p->status = rc;
+		atomic_store(&p->state, WRITER_DONE);
+		p = q;
+	}
+	if (next)
+		atomic_store(&next->state, WRITER_LEAD);
+	if (wake)
+		db_writers_wake(db);
 	return rc;
 }
 

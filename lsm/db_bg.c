@@ -694,9 +694,6 @@ void bg_stop(lsm_db *db)
 	db->shutting_down = true;
 	pthread_cond_broadcast(&db->work_cv);
 	pthread_cond_broadcast(&db->bg_cv);
-	/* Wake queued writers so that they fail with LSM_E_CLOSED. */
-	for (struct writer *w = db->wq_head; w; w = w->next)
-		pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&db->mu);
 	for (int i = 0; i < db->n_threads; i++)
 		pthread_join(db->threads[i], NULL);
@@ -713,16 +710,20 @@ int db_flush_wait(lsm_db *db)
 	if (!mem_is_empty(db->mem)) {
 		/* Take the writer queue's place: no write may run while the
 		 * memtable switches. Wait until no leader is active. */
-		struct writer w;
+		struct writer w, *next;
 		memset(&w, 0, sizeof(w));
-		pthread_cond_init(&w.cv, NULL);
+		atomic_init(&w.state, WRITER_WAITING);
 		if (db->wq_tail)
 			db->wq_tail->next = &w;
 		else
 			db->wq_head = &w;
 		db->wq_tail = &w;
-		while (db->wq_head != &w)
-			pthread_cond_wait(&w.cv, &db->mu);
+		db_writer_queued_locked(db);
+		if (db->wq_head != &w) {
+			pthread_mutex_unlock(&db->mu);
+			db_writer_sleep(db, &w); /* until at the head */
+			pthread_mutex_lock(&db->mu);
+		}
 		if (db->bg_error == -ENOSPC)
 			db->bg_error = 0; /* an explicit flush retries */
 		rc = db->bg_error ? db->bg_error
@@ -730,9 +731,14 @@ int db_flush_wait(lsm_db *db)
 		db->wq_head = w.next;
 		if (!db->wq_head)
 			db->wq_tail = NULL;
-		else
-			pthread_cond_signal(&db->wq_head->cv);
-		pthread_cond_destroy(&w.cv);
+		next = db->wq_head;
+		if (next) {
+			/* Wake the next leader without mu, as write_batch. */
+			pthread_mutex_unlock(&db->mu);
+			atomic_store(&next->state, WRITER_LEAD);
+			db_writers_wake(db);
+			pthread_mutex_lock(&db->mu);
+		}
 	}
 	/* Wait until every memtable made immutable so far is flushed. */
 	target = db->imm_created;

@@ -20,6 +20,9 @@
 	X(write_groups, "WAL appends (one per group of batches)")           \
 	X(wal_bytes, "bytes appended to WALs")                              \
 	X(wal_syncs, "WAL fsyncs")                                          \
+	X(wal_sync_micros, "time spent in WAL fsyncs")                      \
+	X(sync_gathers, "sync groups that waited for more writers")         \
+	X(sync_gather_micros, "time sync groups waited for writers")        \
 	X(flushes, "memtables flushed to L0")                               \
 	X(flush_bytes, "bytes written by flushes")                          \
 	X(compactions, "compactions that rewrote files")                    \

@@ -368,6 +368,79 @@ static void test_wal_marker_beyond_end(void **state)
 
 /* lsm_sync() makes earlier unsynced writes durable: they survive a power
  * cut right after it. */
+struct sync_writer_arg {
+	lsm_db *db;
+	unsigned th, n;
+	int rc;
+};
+
+static void *sync_writer_main(void *p)
+{
+	struct sync_writer_arg *a = p;
+	char k[32];
+	for (unsigned i = 0; i < a->n && a->rc == 0; i++) {
+		key_of(k, sizeof(k), a->th, i);
+		a->rc = lsm_put(a->db, k, strlen(k), k, strlen(k), LSM_SYNC);
+	}
+	return NULL;
+}
+
+static uint64_t prop(lsm_db *db, const char *name)
+{
+	uint64_t v = 0;
+	assert_int_equal(lsm_property_u64(db, name, &v), 0);
+	return v;
+}
+
+/* Group commit of synced writes: a lone writer syncs every write and never
+ * waits for company; writers on several threads share syncs (the leader
+ * waits briefly for the others), each thread stopping at a different
+ * point (later groups expect fewer writers), with lsm_flush() taking
+ * queue places in between; every write lands. */
+static void test_sync_group_commit(void **state)
+{
+	struct tctx *t = *state;
+	enum { N_THREADS = 4, N_PER = 150 };
+	pthread_t th[N_THREADS];
+	struct sync_writer_arg a[N_THREADS];
+	uint64_t syncs0, puts = 0;
+	char k[32], v[32];
+	size_t n;
+
+	a[0] = (struct sync_writer_arg){t->db, 99, 200, 0};
+	sync_writer_main(&a[0]);
+	assert_int_equal(a[0].rc, 0);
+	assert_int_equal(prop(t->db, "lsm.wal-syncs"), 200);
+	assert_int_equal(prop(t->db, "lsm.sync-gathers"), 0);
+
+	syncs0 = prop(t->db, "lsm.wal-syncs");
+	for (unsigned i = 0; i < N_THREADS; i++) {
+		a[i] = (struct sync_writer_arg){t->db, i, N_PER * (i + 1), 0};
+		puts += a[i].n;
+		assert_int_equal(
+			pthread_create(&th[i], NULL, sync_writer_main, &a[i]),
+			0);
+	}
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(lsm_flush(t->db), 0);
+	for (unsigned i = 0; i < N_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(a[i].rc, 0);
+	}
+	/* Some syncs served several writers: fewer syncs than writes. */
+	assert_true(prop(t->db, "lsm.wal-syncs") - syncs0 < puts);
+	assert_true(prop(t->db, "lsm.sync-gathers") > 0);
+	for (unsigned th_i = 0; th_i < N_THREADS; th_i++)
+		for (unsigned i = 0; i < a[th_i].n; i++) {
+			key_of(k, sizeof(k), th_i, i);
+			assert_int_equal(lsm_get_into(t->db, NULL, k, strlen(k),
+						      v, sizeof(v), &n),
+					 0);
+			assert_int_equal(n, strlen(k));
+			assert_memory_equal(v, k, n);
+		}
+}
+
 static void test_sync_makes_earlier_writes_durable(void **state)
 {
 	struct tctx *t = *state;
@@ -502,6 +575,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_flush_while_writing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_sync_group_commit, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_get_into_short_buffer,
 						setup, teardown),
