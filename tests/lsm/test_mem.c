@@ -441,6 +441,82 @@ static void test_get_versions(void **state)
 	mem_unref(m);
 }
 
+/*
+ * Keys that share their first 7..20 bytes and differ (or end) around the
+ * 8- and 16-byte prefixes the nodes keep, with 0x00 bytes where a shorter
+ * key's padding would be: iteration order, gets and seeks agree with
+ * ikey_cmp over a sorted model.
+ */
+static size_t long_user_key(uint64_t *s, uint8_t *buf)
+{
+	static const size_t heads[] = {0, 7, 8, 9, 15, 16, 17, 20};
+	static const uint8_t tail[] = {0x00, 'a', 0x7f, 0xff};
+	size_t h = heads[rnd(s) % 8], t = rnd(s) % 6;
+	memset(buf, rnd(s) % 3 ? 'p' : 0, h);
+	for (size_t i = 0; i < t; i++)
+		buf[h + i] = tail[rnd(s) % 4];
+	return h + t;
+}
+
+static void test_long_shared_prefixes(void **state)
+{
+	enum { N = 6000 };
+	struct memtable *m = mem_new();
+	struct model md = {calloc(N, sizeof(struct ref_entry)), N};
+	uint64_t s = 0x51a7e;
+	assert_non_null(m);
+	assert_non_null(md.e);
+	for (size_t i = 0; i < N; i++) {
+		uint8_t ubuf[32];
+		size_t ulen = long_user_key(&s, ubuf);
+		struct ref_entry *e = &md.e[i];
+		e->ikey = malloc(ulen + IKEY_TRAILER);
+		e->value = malloc(8);
+		assert_non_null(e->ikey);
+		assert_non_null(e->value);
+		mk_ikey(e->ikey, slice_make(ubuf, ulen), i + 1, IKEY_PUT);
+		e->ikey_len = ulen + IKEY_TRAILER;
+		put_fixed64(e->value, i);
+		e->value_len = 8;
+		assert_int_equal(mem_add(m, i + 1, IKEY_PUT,
+					 slice_make(ubuf, ulen),
+					 slice_make(e->value, 8)),
+				 0);
+	}
+	qsort(md.e, md.n, sizeof(*md.e), re_cmp);
+
+	struct ikv_iter *it = mem_iter_new(m);
+	assert_non_null(it);
+	size_t i = 0;
+	for (iter_first(it); iter_valid(it); iter_next(it))
+		assert_at(it, &md, i++);
+	assert_int_equal(i, md.n);
+	for (int round = 0; round < 3000; round++) {
+		uint8_t ubuf[32], tbuf[48];
+		size_t ulen = long_user_key(&s, ubuf);
+		uint64_t seq = rnd(&s) % (N + 2);
+		struct slice t = mk_ikey(tbuf, slice_make(ubuf, ulen), seq,
+					 IKEY_KIND_SEEK);
+		size_t want = model_lower(&md, t);
+		iter_seek(it, t);
+		assert_at(it, &md, want);
+		/* a get sees the newest version <= seq of exactly this key */
+		struct got g = {0};
+		int r = mem_get(m, slice_make(ubuf, ulen), seq, got_fn, &g);
+		bool found =
+			want < md.n && slice_eq(ikey_user(re_ikey(&md.e[want])),
+						slice_make(ubuf, ulen));
+		assert_int_equal(r, found ? 1 : 0);
+		if (found)
+			assert_true(slice_eq(slice_make(g.ikey, g.ikey_len),
+					     re_ikey(&md.e[want])));
+	}
+	assert_int_equal(iter_status(it), 0);
+	iter_free(it);
+	model_free(&md);
+	mem_unref(m);
+}
+
 static void test_get_random_vs_model(void **state)
 {
 	struct memtable *m = mem_new();
@@ -1509,6 +1585,7 @@ int main(void)
 		cmocka_unit_test(test_seek_and_seek_for_prev),
 		cmocka_unit_test(test_get_versions),
 		cmocka_unit_test(test_get_random_vs_model),
+		cmocka_unit_test(test_long_shared_prefixes),
 		cmocka_unit_test(test_range_tombstones),
 		cmocka_unit_test(test_iterator_keeps_memtable_alive),
 		cmocka_unit_test(test_concurrent_writer_and_readers),
