@@ -14,6 +14,17 @@
  * shown, and the key and value are copies (the newest visible version is
  * the last one met when walking backward).
  *
+ * Forward scan cost: the stream is always a merge from
+ * iter_new_merge_steps() (iter/merge.h), stepped by iter_merge_step(), one
+ * direct call that also returns the next key. Each level child steps
+ * through li_step(), each L0 file through sstr_iter_step() and each
+ * memtable through mem_iter_step(), which move the child and return its
+ * key and value in one call; the level iterator
+ * keeps its current entry in fields, so its valid/key/value cost no nested
+ * call. The entry shown is remembered as cur_ik, so neither lsm_iter_key()
+ * nor the next step asks the stream for it again, and its user key is
+ * copied as whole words (buf_set_ukey) for skipping older versions.
+ *
  * Thread-safety: one thread at a time per iterator; any number of
  * iterators at once. The superversion reference keeps every memtable and
  * file alive, and table handles pin open readers.
@@ -22,6 +33,7 @@
 
 #include "db_blob.h"
 
+#include "iter/merge.h"
 #include "iter/rangedel.h"
 #include "sst/keycmp.h"
 #include "util/ikey.h"
@@ -41,6 +53,12 @@ struct level_iter {
 	struct ikv_iter *cur;
 	bool fill_cache;
 	int status;
+	/* The entry under the cursor, copied from cur after every move so
+	 * that valid/key/value, asked once per step by the merge and the
+	 * user iterator, are field reads: is_valid == li_valid() of the
+	 * design, key/value as cur's (valid until cur moves). */
+	bool is_valid;
+	struct slice key, value;
 };
 
 static void li_close_file(struct level_iter *li)
@@ -78,8 +96,17 @@ static bool li_open(struct level_iter *li, size_t i)
 
 static bool li_valid(const struct ikv_iter *it)
 {
-	const struct level_iter *li = (const struct level_iter *)it;
-	return li->status == 0 && li->cur && iter_valid(li->cur);
+	return ((const struct level_iter *)it)->is_valid;
+}
+
+/* Refreshes the cached entry after a move (see struct level_iter). */
+static void li_sync(struct level_iter *li)
+{
+	li->is_valid = li->status == 0 && li->cur && iter_valid(li->cur);
+	if (li->is_valid) {
+		li->key = iter_key(li->cur);
+		li->value = iter_value(li->cur);
+	}
 }
 
 static bool li_check(struct level_iter *li)
@@ -121,6 +148,7 @@ static void li_first(struct ikv_iter *it)
 	if (li_open(li, 0))
 		iter_first(li->cur);
 	li_skip_forward(li);
+	li_sync(li);
 }
 
 static void li_last(struct ikv_iter *it)
@@ -131,6 +159,7 @@ static void li_last(struct ikv_iter *it)
 	if (n && li_open(li, n - 1))
 		iter_last(li->cur);
 	li_skip_backward(li);
+	li_sync(li);
 }
 
 static void li_seek(struct ikv_iter *it, struct slice t)
@@ -140,6 +169,7 @@ static void li_seek(struct ikv_iter *it, struct slice t)
 	if (li_open(li, version_find_file(li->v, li->level, t)))
 		iter_seek(li->cur, t);
 	li_skip_forward(li);
+	li_sync(li);
 }
 
 static void li_seek_for_prev(struct ikv_iter *it, struct slice t)
@@ -155,13 +185,36 @@ static void li_seek_for_prev(struct ikv_iter *it, struct slice t)
 	if (li_open(li, i))
 		iter_seek_for_prev(li->cur, t);
 	li_skip_backward(li);
+	li_sync(li);
 }
 
+/* The files of a level are SST iterators: a step inside one is a single
+ * direct call that also fetches the new entry (sstr_iter_step). */
 static void li_next(struct ikv_iter *it)
 {
 	struct level_iter *li = (struct level_iter *)it;
-	iter_next(li->cur);
+	if (sstr_iter_step(li->cur, &li->key, &li->value))
+		return;
 	li_skip_forward(li);
+	li_sync(li);
+}
+
+/* The level's step function for the merge (iter/merge.h). */
+static bool li_step(struct ikv_iter *it, struct slice *key, struct slice *value)
+{
+	struct level_iter *li = (struct level_iter *)it;
+	if (sstr_iter_step(li->cur, key, value)) {
+		li->key = *key;
+		li->value = *value;
+		return true;
+	}
+	li_skip_forward(li);
+	li_sync(li);
+	if (!li->is_valid)
+		return false;
+	*key = li->key;
+	*value = li->value;
+	return true;
 }
 
 static void li_prev(struct ikv_iter *it)
@@ -169,16 +222,17 @@ static void li_prev(struct ikv_iter *it)
 	struct level_iter *li = (struct level_iter *)it;
 	iter_prev(li->cur);
 	li_skip_backward(li);
+	li_sync(li);
 }
 
 static struct slice li_key(const struct ikv_iter *it)
 {
-	return iter_key(((const struct level_iter *)it)->cur);
+	return ((const struct level_iter *)it)->key;
 }
 
 static struct slice li_value(const struct ikv_iter *it)
 {
-	return iter_value(((const struct level_iter *)it)->cur);
+	return ((const struct level_iter *)it)->value;
 }
 
 static int li_status(const struct ikv_iter *it)
@@ -239,6 +293,55 @@ static int buf_set(struct buf *b, struct slice s)
 	return 0;
 }
 
+/*
+ * buf_set() for the user key of an internal key, on the forward path
+ * once per entry: the copy is whole 8-byte words, no library call. The
+ * trailer that follows a user key inside its internal key makes reading
+ * up to 7 bytes past the user key safe; the buffer grows to the rounded
+ * length first.
+ */
+static inline int buf_set_ukey(struct buf *b, struct slice uk)
+{
+	size_t n_words = (uk.len + 7) / 8;
+	if (n_words * 8 > b->cap && buf_set(b, slice_make(uk.p, n_words * 8)))
+		return -ENOMEM;
+	if (n_words == 2) { /* short keys: no loop */
+		memcpy(b->p, uk.p, 8);
+		memcpy(b->p + 8, uk.p + 8, 8);
+	} else {
+		for (size_t i = 0; i < n_words; i++)
+			memcpy(b->p + 8 * i, uk.p + 8 * i, 8);
+	}
+	b->len = uk.len;
+	return 0;
+}
+
+/*
+ * Is uk the user key saved in b? For skipping older versions of a key on
+ * the forward path, once per entry: lengths, then whole words. uk's
+ * trailer makes its word reads safe, b's are checked against its
+ * capacity, and the bytes past the length in the last word are masked.
+ */
+static inline bool ukey_is_saved(struct slice uk, const struct buf *b)
+{
+	size_t n = uk.len, i = 0;
+	if (n != b->len)
+		return false;
+	if (((n + 7) & ~(size_t)7) > b->cap)
+		return memcmp(uk.p, b->p, n) == 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x, y;
+		memcpy(&x, uk.p + i, 8);
+		memcpy(&y, b->p + i, 8);
+		if (x != y)
+			return false;
+	}
+	if (i == n)
+		return true;
+	uint64_t d = keycmp_load_be64(uk.p + i) ^ keycmp_load_be64(b->p + i);
+	return (d >> (8 * (8 - (n - i)))) == 0;
+}
+
 static struct slice buf_slice(const struct buf *b)
 {
 	return slice_make(b->p, b->len);
@@ -257,6 +360,10 @@ struct lsm_iter {
 	bool reverse; /* direction of the last move */
 	bool valid;
 	int status;
+	/* Forward and valid: the internal key of the entry shown, as the
+	 * stream gave it (valid until the stream moves), so that the key and
+	 * the next step need not ask the stream again. */
+	struct slice cur_ik;
 	struct buf key, value; /* reverse: the entry shown; forward: scratch */
 	struct buf target;     /* seek keys */
 	/* The entry shown is a blob reference: 1 unresolved, 2 resolved
@@ -292,13 +399,15 @@ static void set_error(lsm_iter *it, int rc)
 	it->valid = false;
 }
 
-/* Forward: from the stream's position, the first visible entry; with
- * skipping, entries of user key it->key are passed over. */
-static void find_next(lsm_iter *it, bool skipping)
+/* Forward: from the stream's position (is_valid, at ik), the first
+ * visible entry; with skipping, entries of user key it->key are passed
+ * over. The stream steps with iter_merge_step(): one direct call per
+ * entry that also yields the next key. */
+static inline __attribute__((always_inline)) void
+find_next_at(lsm_iter *it, bool skipping, bool is_valid, struct slice ik)
 {
 	struct ikv_iter *in = it->in;
-	for (; iter_valid(in); iter_next(in)) {
-		struct slice ik = iter_key(in);
+	for (; is_valid; is_valid = iter_merge_step(in, &ik)) {
 		struct slice uk = ikey_user(ik);
 		uint64_t trailer = ikey_trailer(ik);
 		uint64_t seq = trailer >> 8;
@@ -309,18 +418,24 @@ static void find_next(lsm_iter *it, bool skipping)
 			break;
 		if (below_lower(it, uk))
 			continue;
-		if (skipping &&
-		    bytes_cmp_fast(uk.p, uk.len, it->key.p, it->key.len) <= 0)
+		/* Skipping, every visible entry ahead has a user key >= the
+		 * saved one: forward steps only pass entries of it->key, and
+		 * after a reverse walk the only entries between the stream
+		 * and it->key's are invisible ones (find_prev stops at the
+		 * first visible smaller key), which the seq test above drops.
+		 * So equal is the whole test. */
+		if (skipping && ukey_is_saved(uk, &it->key))
 			continue;
 		if ((kind == IKEY_PUT || kind == IKEY_BLOB) &&
 		    !covered(it, uk, seq)) {
 			it->valid = true;
 			it->reverse = false;
 			it->blob_state = kind == IKEY_BLOB;
+			it->cur_ik = ik;
 			return;
 		}
 		/* deleted: hide every older version of this key */
-		if (buf_set(&it->key, uk)) {
+		if (buf_set_ukey(&it->key, uk)) {
 			set_error(it, -ENOMEM);
 			return;
 		}
@@ -329,6 +444,16 @@ static void find_next(lsm_iter *it, bool skipping)
 	it->valid = false;
 	if (iter_status(in))
 		it->status = iter_status(in);
+}
+
+/* find_next_at() from wherever the stream was positioned. */
+static void find_next(lsm_iter *it, bool skipping)
+{
+	struct slice ik = {NULL, 0};
+	bool is_valid = iter_valid(it->in);
+	if (is_valid)
+		ik = iter_key(it->in);
+	find_next_at(it, skipping, is_valid, ik);
 }
 
 /* Backward: the stream is at or after the last entry of the key to show
@@ -466,11 +591,15 @@ void lsm_iter_next(lsm_iter *it)
 		else
 			iter_first(it->in);
 	} else {
-		if (buf_set(&it->key, ikey_user(iter_key(it->in)))) {
+		struct slice ik;
+		bool is_valid;
+		if (buf_set_ukey(&it->key, ikey_user(it->cur_ik))) {
 			set_error(it, -ENOMEM);
 			return;
 		}
-		iter_next(it->in);
+		is_valid = iter_merge_step(it->in, &ik);
+		find_next_at(it, true, is_valid, ik);
+		return;
 	}
 	find_next(it, true);
 }
@@ -504,18 +633,16 @@ bool lsm_iter_valid(const lsm_iter *it)
 const void *lsm_iter_key(const lsm_iter *it, size_t *len)
 {
 	struct slice k =
-		it->reverse ? buf_slice(&it->key) : ikey_user(iter_key(it->in));
+		it->reverse ? buf_slice(&it->key) : ikey_user(it->cur_ik);
 	if (len)
 		*len = k.len;
 	return k.p;
 }
 
-const void *lsm_iter_value(const lsm_iter *cit, size_t *len)
+/* lsm_iter_value() of an entry shown that is a blob reference v. */
+static const void *blob_value(lsm_iter *it, struct slice v, size_t *len)
 {
-	lsm_iter *it = (lsm_iter *)cit; /* resolving a blob caches it */
-	struct slice v =
-		it->reverse ? buf_slice(&it->value) : iter_value(it->in);
-	if (it->valid && it->blob_state == 1) {
+	if (it->blob_state == 1) {
 		void *val;
 		size_t n;
 		int rc = db_blob_read(it->db, v, NULL, 0, &val, &n);
@@ -533,8 +660,18 @@ const void *lsm_iter_value(const lsm_iter *cit, size_t *len)
 		it->blob_len = n;
 		it->blob_state = 2;
 	}
-	if (it->valid && it->blob_state == 2)
-		v = slice_make(it->blob_val, it->blob_len);
+	if (len)
+		*len = it->blob_len;
+	return it->blob_val;
+}
+
+const void *lsm_iter_value(const lsm_iter *cit, size_t *len)
+{
+	lsm_iter *it = (lsm_iter *)cit; /* resolving a blob caches it */
+	struct slice v =
+		it->reverse ? buf_slice(&it->value) : iter_value(it->in);
+	if (it->valid && it->blob_state)
+		return blob_value(it, v, len);
 	if (len)
 		*len = v.len;
 	return v.p;
@@ -645,6 +782,7 @@ int db_iter_new(lsm_db *db, const lsm_iter_options *o, lsm_iter **out)
 {
 	lsm_iter *it = calloc(1, sizeof(*it));
 	struct ikv_iter **kids = NULL;
+	iter_step_fn *steps = NULL;
 	struct version *v;
 	size_t n = 0;
 	int rc = 0;
@@ -668,12 +806,13 @@ int db_iter_new(lsm_db *db, const lsm_iter_options *o, lsm_iter **out)
 	if (rc)
 		goto fail;
 
-	kids = calloc((size_t)(1 + it->sv->n_imm) + v->n_files[0] +
-			      LSM_MAX_LEVELS,
-		      sizeof(*kids));
+	size_t max_kids =
+		(size_t)(1 + it->sv->n_imm) + v->n_files[0] + LSM_MAX_LEVELS;
+	kids = calloc(max_kids, sizeof(*kids));
+	steps = calloc(max_kids, sizeof(*steps));
 	it->handles =
 		calloc(v->n_files[0] ? v->n_files[0] : 1, sizeof(*it->handles));
-	if (!kids || !it->handles) {
+	if (!kids || !steps || !it->handles) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -687,6 +826,7 @@ int db_iter_new(lsm_db *db, const lsm_iter_options *o, lsm_iter **out)
 			rc = -ENOMEM;
 			goto fail;
 		}
+		steps[n] = mem_iter_step;
 		n++;
 	}
 	for (size_t i = 0; i < v->n_files[0]; i++) {
@@ -713,6 +853,7 @@ int db_iter_new(lsm_db *db, const lsm_iter_options *o, lsm_iter **out)
 			rc = -ENOMEM;
 			goto fail;
 		}
+		steps[n] = sstr_iter_step;
 		n++;
 	}
 	for (int l = 1; l < LSM_MAX_LEVELS; l++) {
@@ -736,6 +877,7 @@ int db_iter_new(lsm_db *db, const lsm_iter_options *o, lsm_iter **out)
 			rc = -ENOMEM;
 			goto fail;
 		}
+		steps[n] = li_step;
 		n++;
 	}
 	if (it->tombs) {
@@ -743,12 +885,13 @@ int db_iter_new(lsm_db *db, const lsm_iter_options *o, lsm_iter **out)
 		if (rc)
 			goto fail;
 	}
-	it->in = iter_new_merge(kids, n);
+	/* Always a merge, even of one child: the forward scan steps it
+	 * with iter_merge_step(). */
+	it->in = iter_new_merge_steps(kids, steps, n);
 	free(kids);
-	rc = iter_status(it->in);
-	if (rc) {
-		iter_free(it->in);
-		it->in = NULL;
+	free(steps);
+	if (!it->in) {
+		rc = -ENOMEM;
 		goto fail_nokids;
 	}
 	*out = it;
@@ -758,6 +901,7 @@ fail:
 	for (size_t i = 0; kids && i < n; i++)
 		iter_free(kids[i]);
 	free(kids);
+	free(steps);
 fail_nokids:
 	it->in = iter_new_empty(0);
 	lsm_iter_free(it);

@@ -104,6 +104,13 @@ int mem_tomb_spans(struct memtable *m, const struct slice *lower,
  */
 struct ikv_iter *mem_iter_new(struct memtable *m);
 struct ikv_iter *mem_tomb_iter_new(struct memtable *m);
+/*
+ * A forward step of an iterator from mem_iter_new() or mem_tomb_iter_new()
+ * in one direct call (the merge's step function, iter/merge.h):
+ * iter_next(it), then, when still valid, its key into *key and value into
+ * *value (written only then). it must be valid.
+ */
+bool mem_iter_step(struct ikv_iter *it, struct slice *key, struct slice *value);
 
 /* Bytes of arena memory held (lock-free, approximate while writing). */
 size_t mem_usage(const struct memtable *m);

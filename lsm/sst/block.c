@@ -24,11 +24,19 @@
  *     it is compared, so the key comparison (ikey_cmp_fast(), the inlined
  *     form of ikey_cmp()) never underflows.
  *  5. Reading speed: an entry header of three one-byte varints (keys and
- *     values under 128 bytes) is decoded without the general varint loop;
- *     the iterator does not track its restart region per entry (prev()
- *     finds it by binary search over the restart array); seek() does not
- *     compare again the restart key its binary search already found below
+ *     values under 128 bytes) is decoded without the general varint loop,
+ *     and next() decodes such an entry inline (block.h) when it needs no
+ *     buffer growth, leaving the rest to parse_next() here with the same
+ *     checks in the same order; the iterator does not track its restart region
+ * per entry (prev() finds it by binary search over the restart array); seek()
+ * does not compare again the restart key its binary search already found below
  *     the target. None of this changes what is accepted as well-formed.
+ *  6. A parsed block's entries are followed by its restart array, at least
+ *     8 bytes (one restart and the count), and the iterator's key buffer is
+ *     grown to the key's shared prefix plus its suffix rounded up to whole
+ *     8-byte words. So the suffix is copied as whole words, no library
+ *     call: the last word may read up to 7 bytes past the suffix, still
+ *     inside the block, and write as far, still inside the buffer.
  *
  * Thread safety: a builder or an iterator is used by one thread at a time;
  * any number of iterators may read the same block memory concurrently.
@@ -291,13 +299,14 @@ static inline void parse_next(struct block_iter *it)
 		bad_entry(it, off, "internal key shorter than 8 bytes");
 		return;
 	}
-	if (klen > it->key_cap && grow_key(it, klen)) {
+	size_t n_copy = ((size_t)unshared + 7) & ~(size_t)7; /* invariant 6 */
+	if (shared + n_copy > it->key_cap && grow_key(it, shared + n_copy)) {
 		it->is_valid = false;
 		it->status = -ENOMEM;
 		return;
 	}
-	if (unshared)
-		memcpy(it->key + shared, p, unshared);
+	for (size_t i = 0; i < n_copy; i += 8)
+		memcpy(it->key + shared + i, p + i, 8);
 	it->key_len = klen;
 	it->val = slice_make(p + unshared, vlen);
 	it->cur = off;
@@ -387,7 +396,7 @@ void block_iter_last(struct block_iter *it)
 		parse_next(it);
 }
 
-void block_iter_next(struct block_iter *it)
+void block_iter_next_slow(struct block_iter *it)
 {
 	if (!it->is_valid)
 		return;

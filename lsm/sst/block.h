@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Builds one block in memory. Keys must be added in increasing order of
  * whatever comparator the reader will use (the builder does not check). */
@@ -101,7 +102,10 @@ void block_iter_first(struct block_iter *it);
 void block_iter_last(struct block_iter *it);
 void block_iter_seek(struct block_iter *it, struct slice target);
 void block_iter_seek_for_prev(struct block_iter *it, struct slice target);
-void block_iter_next(struct block_iter *it);
+/* block_iter_next() below: the out-of-line path, for every entry the
+ * inline one does not take (long varints, a key that needs a bigger
+ * buffer, the end of the block, every malformed entry). */
+void block_iter_next_slow(struct block_iter *it);
 void block_iter_prev(struct block_iter *it);
 static inline bool block_iter_valid(const struct block_iter *it)
 {
@@ -118,6 +122,42 @@ static inline struct slice block_iter_value(const struct block_iter *it)
 static inline int block_iter_status(const struct block_iter *it)
 {
 	return it->status;
+}
+
+/*
+ * Steps to the next entry. Inline, as a scan calls it once per entry: an
+ * entry whose header is three one-byte varints, that lies inside the
+ * entries, whose shared prefix the current key has, whose key is long
+ * enough for the block's order and fits the key buffer as whole words
+ * (block.c, invariant 6) is decoded here; any other goes to
+ * block_iter_next_slow(), which repeats every check and reports errors.
+ */
+static inline void block_iter_next(struct block_iter *it)
+{
+	if (!it->is_valid)
+		return;
+	size_t off = it->next, data_len = it->b.data_len;
+	if (data_len - off >= 3) { /* off <= data_len always */
+		const uint8_t *p = it->b.p + off;
+		size_t shared = p[0], unshared = p[1], vlen = p[2];
+		size_t left = data_len - off - 3;
+		size_t klen = shared + unshared;
+		size_t n_copy = (unshared + 7) & ~(size_t)7;
+		if (((shared | unshared | vlen) & 0x80) == 0 &&
+		    unshared + vlen <= left && shared <= it->key_len &&
+		    (klen >= 8 || it->order != BLOCK_ORDER_IKEY) &&
+		    shared + n_copy <= it->key_cap) {
+			p += 3;
+			for (size_t i = 0; i < n_copy; i += 8)
+				memcpy(it->key + shared + i, p + i, 8);
+			it->key_len = klen;
+			it->val = slice_make(p + unshared, vlen);
+			it->cur = off;
+			it->next = off + 3 + unshared + vlen;
+			return;
+		}
+	}
+	block_iter_next_slow(it);
 }
 
 #endif

@@ -126,6 +126,16 @@ size_t sstr_range_tombs(const struct sst_reader *r,
  * seek_for_prev). Valid only while r stays open. fill_cache: insert blocks
  * read into the block cache (false for compaction scans). NULL on ENOMEM. */
 struct ikv_iter *sstr_iter_new(struct sst_reader *r, bool fill_cache);
+/*
+ * For an iterator that stacks SST iterators and knows it (a level of the
+ * database iterator): iter_next(it), then iter_valid(it) and, when valid,
+ * iter_key(it) into *key and iter_value(it) into *value, all in one direct
+ * call instead of three through the table. `it` must come from
+ * sstr_iter_new() and be valid; *key and *value are written only when the
+ * result is true and stay valid as iter_key()'s do (iter.h contract 1).
+ */
+bool sstr_iter_step(struct ikv_iter *it, struct slice *key,
+		    struct slice *value);
 
 /* Approximate file offset where entries >= ikey start. */
 uint64_t sstr_approx_offset(struct sst_reader *r, struct slice ikey);

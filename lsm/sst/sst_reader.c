@@ -561,13 +561,33 @@ static void sit_prev(struct ikv_iter *base)
 	skip_backward(it);
 }
 
+/* A valid data block iterator has status 0 and so does the SST iterator
+ * (invariant 4), so a step that stays inside the block needs no check. */
 static void sit_next(struct ikv_iter *base)
 {
 	struct sst_iter *it = (struct sst_iter *)base;
 	if (!sit_valid(base))
 		return;
 	block_iter_next(&it->data);
-	skip_forward(it);
+	if (!block_iter_valid(&it->data))
+		skip_forward(it);
+}
+
+bool sstr_iter_step(struct ikv_iter *base, struct slice *key,
+		    struct slice *value)
+{
+	struct sst_iter *it = (struct sst_iter *)base;
+	if (!sit_valid(base))
+		return false;
+	block_iter_next(&it->data);
+	if (!block_iter_valid(&it->data)) {
+		skip_forward(it);
+		if (!sit_valid(base))
+			return false;
+	}
+	*key = block_iter_key(&it->data);
+	*value = block_iter_value(&it->data);
+	return true;
 }
 
 static void sit_seek_for_prev(struct ikv_iter *base, struct slice target)

@@ -221,6 +221,166 @@ static void test_range_delete_across_levels(void **state)
 	lsm_free(v);
 }
 
+/* Key u of the version test: short, or (every 4th) longer than two words,
+ * so that both copies of the saved user key and the masked tail compare of
+ * the forward scan are used. */
+static size_t vkey(char *buf, size_t cap, unsigned u)
+{
+	int n = u % 4 ? snprintf(buf, cap, "v-%05u", u)
+		      : snprintf(buf, cap, "v-%05u-a-longer-user-key", u);
+	return (size_t)n;
+}
+
+#define N_VKEYS 800
+
+static uint64_t vrand(uint64_t *seed)
+{
+	*seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+	return *seed >> 33;
+}
+
+struct vview {
+	unsigned u[N_VKEYS]; /* visible keys, ascending */
+	char val[N_VKEYS][16];
+	size_t n;
+};
+
+/* What a view shows, from point lookups (a path separate from the
+ * iterator's). */
+static void vview_load(lsm_db *db, const lsm_snapshot *s, struct vview *w)
+{
+	w->n = 0;
+	for (unsigned u = 0; u < N_VKEYS; u++) {
+		char k[40];
+		void *v;
+		size_t n;
+		size_t kl = vkey(k, sizeof(k), u);
+		int rc = lsm_get(db, s, k, kl, &v, &n);
+		if (rc == LSM_E_NOTFOUND)
+			continue;
+		assert_int_equal(rc, 0);
+		assert_true(n < sizeof(w->val[0]));
+		memcpy(w->val[w->n], v, n);
+		w->val[w->n][n] = 0;
+		w->u[w->n++] = u;
+		lsm_free(v);
+	}
+}
+
+static void vexpect(lsm_iter *it, const struct vview *w, size_t i)
+{
+	assert_int_equal(lsm_iter_status(it), 0);
+	if (i >= w->n) {
+		assert_false(lsm_iter_valid(it));
+		return;
+	}
+	char k[40];
+	size_t kl = vkey(k, sizeof(k), w->u[i]), n;
+	assert_true(lsm_iter_valid(it));
+	const void *p = lsm_iter_key(it, &n);
+	assert_int_equal(n, kl);
+	assert_memory_equal(p, k, kl);
+	p = lsm_iter_value(it, &n);
+	assert_int_equal(n, strlen(w->val[i]));
+	assert_memory_equal(p, w->val[i], n);
+}
+
+/* Checks one view's iterator against its point lookups: forward,
+ * backward, seeks and walks that switch direction. */
+static void vcheck(lsm_db *db, const lsm_snapshot *s, uint64_t *seed)
+{
+	struct vview *w = malloc(sizeof(*w));
+	lsm_iter_options io;
+	lsm_iter *it;
+	assert_non_null(w);
+	vview_load(db, s, w);
+	lsm_iter_options_init(&io);
+	io.snapshot = s;
+	assert_int_equal(lsm_iter_new(db, &io, &it), 0);
+	size_t i = 0;
+	for (lsm_iter_first(it); lsm_iter_valid(it); lsm_iter_next(it))
+		vexpect(it, w, i++);
+	assert_int_equal(i, w->n);
+	vexpect(it, w, SIZE_MAX);
+	i = w->n;
+	for (lsm_iter_last(it); lsm_iter_valid(it); lsm_iter_prev(it))
+		vexpect(it, w, --i);
+	assert_int_equal(i, 0);
+	for (int r = 0; r < 60; r++) {
+		unsigned target = (unsigned)(vrand(seed) % (N_VKEYS + 1));
+		char k[40];
+		size_t kl = vkey(k, sizeof(k), target);
+		size_t pos = 0;
+		while (pos < w->n && w->u[pos] < target)
+			pos++;
+		lsm_iter_seek(it, k, kl);
+		for (int step = 0; step < 40 && pos < w->n; step++) {
+			vexpect(it, w, pos);
+			if (vrand(seed) % 3) {
+				lsm_iter_next(it);
+				pos++;
+			} else {
+				lsm_iter_prev(it);
+				pos = pos ? pos - 1 : SIZE_MAX;
+			}
+		}
+		vexpect(it, w, pos);
+	}
+	lsm_iter_free(it);
+	free(w);
+}
+
+/*
+ * The user iterator's forward fast paths (iter_merge_step, the level and
+ * SST step functions, the saved-key comparison) against point lookups, on
+ * versions of the same user keys spread over the last level, L0 files and
+ * the memtable, with deletes, a range delete and two snapshots, forward,
+ * backward and switching direction.
+ */
+static void test_iter_versions_across_levels(void **state)
+{
+	struct tctx *t = *state;
+	lsm_snapshot *s1, *s2;
+	uint64_t seed = 77;
+	char k[40], v[16];
+	for (unsigned u = 0; u < N_VKEYS; u++) {
+		size_t kl = vkey(k, sizeof(k), u);
+		snprintf(v, sizeof(v), "a%u", u);
+		assert_int_equal(lsm_put(t->db, k, kl, v, strlen(v), 0), 0);
+	}
+	assert_int_equal(lsm_compact_range(t->db, NULL, 0, NULL, 0), 0);
+	assert_int_equal(lsm_snapshot_acquire(t->db, &s1), 0);
+	for (unsigned u = 0; u < N_VKEYS; u++) {
+		size_t kl = vkey(k, sizeof(k), u);
+		snprintf(v, sizeof(v), "b%u", u);
+		if (u % 5 == 0)
+			assert_int_equal(lsm_delete(t->db, k, kl, 0), 0);
+		else if (u % 3 == 0)
+			assert_int_equal(lsm_put(t->db, k, kl, v, strlen(v), 0),
+					 0);
+	}
+	assert_int_equal(lsm_flush(t->db), 0);
+	assert_int_equal(lsm_snapshot_acquire(t->db, &s2), 0);
+	char lo[40], hi[40];
+	size_t lo_len = vkey(lo, sizeof(lo), 201),
+	       hi_len = vkey(hi, sizeof(hi), 262);
+	assert_int_equal(lsm_delete_range(t->db, lo, lo_len, hi, hi_len, 0), 0);
+	for (unsigned u = 0; u < N_VKEYS; u++) {
+		size_t kl = vkey(k, sizeof(k), u);
+		snprintf(v, sizeof(v), "c%u", u);
+		if (u % 11 == 0)
+			assert_int_equal(lsm_delete(t->db, k, kl, 0), 0);
+		else if (u % 7 == 0 || (u > 230 && u < 240))
+			assert_int_equal(lsm_put(t->db, k, kl, v, strlen(v), 0),
+					 0);
+	}
+	vcheck(t->db, s1, &seed);
+	vcheck(t->db, s2, &seed);
+	vcheck(t->db, NULL, &seed);
+	lsm_snapshot_release(t->db, s1);
+	lsm_snapshot_release(t->db, s2);
+}
+
 static void test_properties(void **state)
 {
 	struct tctx *t = *state;
@@ -582,6 +742,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_range_delete_across_levels,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_iter_versions_across_levels, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_properties, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_bad_arguments, setup,

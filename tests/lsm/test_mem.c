@@ -228,6 +228,21 @@ static void test_iterate_both_ways(void **state)
 	for (iter_last(it); iter_valid(it); iter_prev(it))
 		assert_at(it, &md, --i);
 	assert_int_equal(i, 0);
+
+	/* mem_iter_step: next, valid, key and value in one call */
+	struct slice k, v;
+	i = 0;
+	iter_first(it);
+	assert_at(it, &md, 0);
+	while (mem_iter_step(it, &k, &v)) {
+		i++;
+		assert_at(it, &md, i);
+		assert_true(slice_eq(k, re_ikey(&md.e[i])));
+		assert_true(slice_eq(
+			v, slice_make(md.e[i].value, md.e[i].value_len)));
+	}
+	assert_int_equal(i + 1, md.n);
+	assert_false(iter_valid(it));
 	assert_int_equal(iter_status(it), 0);
 	iter_free(it);
 	model_free(&md);

@@ -3,6 +3,11 @@
  * children of random keys with unique sequence numbers, forward, backward,
  * random next/prev walks (direction switches), seek, seek_for_prev, empty
  * children and children that fail. Also the vector and empty iterators.
+ * Every check runs twice: on iter_new_merge()'s merge, and on
+ * iter_new_merge_steps()'s (iter/merge.h) with step functions on half the
+ * children and forward steps taken by iter_merge_step(), whose key must
+ * agree with iter_key() at every step (the runner-up shortcut and the
+ * cached values of stepped children against the reference).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +23,7 @@
 #include <stdbool.h>
 
 #include "iter/iter.h"
+#include "iter/merge.h"
 #include "iter/vec_iter.h"
 #include "util/ikey.h"
 
@@ -134,13 +140,59 @@ static void dataset_release(struct dataset *d)
 	free(d->vb);
 }
 
+/* true: merges come from iter_new_merge_steps() and step by iter_merge_step()
+ */
+static bool g_direct;
+
+/* A step function for any child, through its table (iter/merge.h). */
+static bool table_step(struct ikv_iter *it, struct slice *key,
+		       struct slice *value)
+{
+	iter_next(it);
+	if (!iter_valid(it))
+		return false;
+	*key = iter_key(it);
+	*value = iter_value(it);
+	return true;
+}
+
+/* The merge of children ch[0..n) in the current mode: direct merges give
+ * every even child a step function. */
+static struct ikv_iter *make_merge(struct ikv_iter **ch, size_t n)
+{
+	if (!g_direct)
+		return iter_new_merge(ch, n);
+	iter_step_fn steps[8] = {0};
+	assert_true(n <= 8);
+	for (size_t c = 0; c < n; c += 2)
+		steps[c] = table_step;
+	struct ikv_iter *it = iter_new_merge_steps(ch, steps, n);
+	assert_non_null(it);
+	return it;
+}
+
+/* iter_next() in the current mode; a direct step's key must be the
+ * merge's key. */
+static void merge_next_checked(struct ikv_iter *it)
+{
+	if (!g_direct) {
+		iter_next(it);
+		return;
+	}
+	struct slice k = {NULL, 0};
+	bool is_valid = iter_merge_step(it, &k);
+	assert_int_equal(is_valid, iter_valid(it));
+	if (is_valid)
+		assert_true(slice_eq(k, iter_key(it)));
+}
+
 static struct ikv_iter *dataset_merge(const struct dataset *d)
 {
 	struct ikv_iter *ch[8];
 	assert_true(d->n_children <= 8);
 	for (size_t c = 0; c < d->n_children; c++)
 		ch[c] = iter_new_vec(d->ckeys[c], d->cvals[c], d->n_child[c]);
-	return iter_new_merge(ch, d->n_children);
+	return make_merge(ch, d->n_children);
 }
 
 /* Checks that the iterator sits at ref[pos] (pos == n or SIZE_MAX means
@@ -177,7 +229,7 @@ static void check_dataset(const struct dataset *d, unsigned *seed,
 	iter_first(it);
 	for (size_t i = 0; i < d->n; i++) {
 		expect_at(d, it, i);
-		iter_next(it);
+		merge_next_checked(it);
 	}
 	expect_at(d, it, d->n);
 
@@ -237,7 +289,7 @@ static void check_dataset(const struct dataset *d, unsigned *seed,
 			expect_at(d, it, pos);
 			/* runs of the same direction, then switches */
 			if (rand_r(seed) % 2) {
-				iter_next(it);
+				merge_next_checked(it);
 				pos++;
 			} else {
 				iter_prev(it);
@@ -266,6 +318,28 @@ static void run_random(unsigned seed0, int rounds, bool has_empty)
 static void test_merge_random(void **state)
 {
 	run_random(42, 150, false);
+}
+
+static void test_merge_direct_random(void **state)
+{
+	g_direct = true;
+	run_random(43, 150, false);
+	run_random(8, 60, true);
+	/* iter_new_merge_steps() merges 0 and 1 children too */
+	unsigned seed = 5;
+	for (size_t n_children = 1; n_children <= 2; n_children++) {
+		struct dataset d;
+		dataset_init(&d, &seed, 120, n_children, 40, false);
+		check_dataset(&d, &seed, 40);
+		dataset_release(&d);
+	}
+	struct ikv_iter *it = iter_new_merge_steps(NULL, NULL, 0);
+	assert_non_null(it);
+	iter_first(it);
+	assert_false(iter_valid(it));
+	assert_int_equal(iter_status(it), 0);
+	iter_free(it);
+	g_direct = false;
 }
 
 static void test_merge_with_empty_children(void **state)
@@ -397,7 +471,7 @@ static bool owned_by(const struct dataset *d, size_t c, struct slice key)
 	return false;
 }
 
-static void test_merge_child_error(void **state)
+static void check_child_error(void)
 {
 	unsigned seed = 99;
 	struct dataset d;
@@ -408,7 +482,8 @@ static void test_merge_child_error(void **state)
 	for (size_t c = 0; c < 4; c++)
 		ch[c] = iter_new_vec(d.ckeys[c], d.cvals[c], d.n_child[c]);
 	ch[4] = iter_new_empty(-EIO);
-	struct ikv_iter *it = iter_new_merge(ch, 5);
+	struct ikv_iter *it = g_direct ? iter_new_merge_steps(ch, NULL, 5)
+				       : iter_new_merge(ch, 5);
 	iter_first(it);
 	assert_false(iter_valid(it));
 	assert_int_equal(iter_status(it), -EIO);
@@ -424,7 +499,7 @@ static void test_merge_child_error(void **state)
 				d.ckeys[c], d.cvals[c], d.n_child[c]);
 			ch[c] = c == 2 ? failing_new(v, 20) : v;
 		}
-		it = iter_new_merge(ch, 4);
+		it = make_merge(ch, 4);
 		if (dir == 0)
 			iter_first(it);
 		else
@@ -436,7 +511,7 @@ static void test_merge_child_error(void **state)
 			assert_true(slice_eq(iter_key(it), d.ref[pos]));
 			seen++;
 			if (dir == 0) {
-				iter_next(it);
+				merge_next_checked(it);
 				pos++;
 			} else {
 				iter_prev(it);
@@ -455,7 +530,7 @@ static void test_merge_child_error(void **state)
 			iter_new_vec(d.ckeys[c], d.cvals[c], d.n_child[c]);
 		ch[c] = c == 1 ? failing_new(v, 2) : v;
 	}
-	it = iter_new_merge(ch, 4);
+	it = make_merge(ch, 4);
 	/* seek (child 1: move 1) to an entry that is not child 1's */
 	size_t k = 1;
 	while (owned_by(&d, 1, d.ref[k]))
@@ -473,6 +548,14 @@ static void test_merge_child_error(void **state)
 	assert_int_equal(iter_status(it), -EIO);
 	iter_free(it);
 	dataset_release(&d);
+}
+
+static void test_merge_child_error(void **state)
+{
+	check_child_error();
+	g_direct = true; /* the failing child (2) has a step function */
+	check_child_error();
+	g_direct = false;
 }
 
 static void test_vec_and_empty(void **state)
@@ -518,6 +601,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_vec_and_empty),
 		cmocka_unit_test(test_merge_random),
+		cmocka_unit_test(test_merge_direct_random),
 		cmocka_unit_test(test_merge_with_empty_children),
 		cmocka_unit_test(test_merge_child_error),
 	};

@@ -1143,6 +1143,146 @@ static void test_block_borrowed_key_buffer(void **state)
 }
 
 /*
+ * block_iter_next()'s inline path (block.h) against the entries added:
+ * keys short and long (one- and two-byte varints), shared prefixes that
+ * end inside a word, a key buffer that must grow mid-scan (borrowed 8
+ * bytes, then the heap), and a last entry with no value whose key suffix
+ * ends right before the restart array. The block is copied to an
+ * allocation of its exact size, so ASan sees any read past it.
+ */
+static void test_block_inline_next(void **state)
+{
+	uint8_t keys[40][200], val[300];
+	size_t klen[40], vlen[40];
+	struct block_builder bb;
+	struct slice raw;
+	struct block b;
+	block_builder_init(&bb, 16);
+	for (size_t i = 0; i < 40; i++) {
+		/* 20 common bytes, the index (ascending), a tail of 0..12 or
+		 * 130 bytes: shared prefixes end inside a word, suffixes
+		 * take one- and two-byte varints */
+		size_t ul = 24 + (i % 9 == 4 ? 130 : i % 13);
+		char digits[8];
+		memset(keys[i], 'q', ul);
+		memset(keys[i], 'A', 20);
+		snprintf(digits, sizeof(digits), "%04zu", i);
+		memcpy(keys[i] + 20, digits, 4);
+		ikey_put_trailer(keys[i] + ul, 1000 - i, IKEY_PUT);
+		klen[i] = ul + IKEY_TRAILER;
+		vlen[i] = i == 39 ? 0 : i % 7 == 3 ? 200 : i % 11;
+		for (size_t j = 0; j < vlen[i]; j++)
+			val[j] = (uint8_t)(i + j);
+		assert_int_equal(block_builder_add(&bb,
+						   slice_make(keys[i], klen[i]),
+						   slice_make(val, vlen[i])),
+				 0);
+	}
+	assert_int_equal(block_builder_finish(&bb, &raw), 0);
+	uint8_t *exact = malloc(raw.len);
+	assert_non_null(exact);
+	memcpy(exact, raw.p, raw.len);
+	assert_int_equal(block_parse(exact, raw.len, "mem", 0, &b), 0);
+	for (int borrowed = 0; borrowed < 2; borrowed++) {
+		uint8_t small[8];
+		struct block_iter it;
+		block_iter_init(&it, &b, BLOCK_ORDER_IKEY, "mem", 0);
+		if (borrowed)
+			block_iter_use_buffer(&it, small, sizeof(small));
+		size_t i = 0;
+		for (block_iter_first(&it); block_iter_valid(&it);
+		     block_iter_next(&it), i++) {
+			struct slice v = block_iter_value(&it);
+			assert_true(i < 40);
+			assert_true(slice_eq(block_iter_key(&it),
+					     slice_make(keys[i], klen[i])));
+			assert_int_equal(v.len, vlen[i]);
+			for (size_t j = 0; j < v.len; j++)
+				assert_int_equal(v.p[j], (uint8_t)(i + j));
+		}
+		assert_int_equal(i, 40);
+		assert_int_equal(block_iter_status(&it), 0);
+		/* the end is sticky; next and prev around a seek */
+		block_iter_next(&it);
+		assert_false(block_iter_valid(&it));
+		block_iter_seek(&it, slice_make(keys[30], klen[30]));
+		block_iter_next(&it);
+		assert_true(slice_eq(block_iter_key(&it),
+				     slice_make(keys[31], klen[31])));
+		block_iter_prev(&it);
+		assert_true(slice_eq(block_iter_key(&it),
+				     slice_make(keys[30], klen[30])));
+		block_iter_release(&it);
+	}
+	/* a bad shared length is still caught through the fallback: entry 1
+	 * claims one byte more than key 0 has */
+	size_t off1 = 3 + klen[0] + vlen[0];
+	assert_true(exact[off1] < 0x80);
+	exact[off1] = (uint8_t)(klen[0] + 1);
+	struct block_iter it;
+	block_iter_init(&it, &b, BLOCK_ORDER_IKEY, "mem", 0);
+	block_iter_first(&it);
+	assert_true(block_iter_valid(&it));
+	block_iter_next(&it);
+	assert_false(block_iter_valid(&it));
+	assert_int_equal(block_iter_status(&it), LSM_E_CORRUPT);
+	block_iter_release(&it);
+	free(exact);
+	block_builder_release(&bb);
+}
+
+/*
+ * sstr_iter_step() (the level iterator's direct step) agrees with
+ * iter_next() + iter_valid() + iter_key() + iter_value() over a file of
+ * many small blocks, also after a direction switch and a seek, and
+ * reports the end the same way.
+ */
+static void test_sst_iter_step(void **state)
+{
+	char path[128];
+	struct model m;
+	struct sst_writer_opts o;
+	struct sst_reader *r = NULL;
+	tmp_path(path, sizeof(path), "step.sst");
+	model_build(&m, 600, 21);
+	sst_writer_opts_init(&o);
+	o.block_size = 200;
+	o.compression = LSM_COMPRESS_LZ4;
+	write_model(path, &m, &o, NULL);
+	assert_int_equal(sstr_open(env_posix(), path, 1, NULL, true, &r), 0);
+	struct ikv_iter *it = sstr_iter_new(r, false);
+	assert_non_null(it);
+	struct slice k, v;
+	size_t i = 0;
+	iter_first(it);
+	assert_true(iter_valid(it));
+	assert_entry(iter_key(it), iter_value(it), &m.e[0]);
+	while (sstr_iter_step(it, &k, &v)) {
+		i++;
+		assert_true(i < m.n);
+		assert_entry(k, v, &m.e[i]);
+		assert_true(slice_eq(k, iter_key(it)));
+		assert_true(slice_eq(v, iter_value(it)));
+		if (i == m.n / 3) { /* back one, then on again */
+			iter_prev(it);
+			assert_entry(iter_key(it), iter_value(it), &m.e[i - 1]);
+			assert_true(sstr_iter_step(it, &k, &v));
+			assert_entry(k, v, &m.e[i]);
+		}
+	}
+	assert_int_equal(i, m.n - 1);
+	assert_false(iter_valid(it));
+	assert_int_equal(iter_status(it), 0);
+	iter_seek(it, ent_key(&m.e[m.n / 2]));
+	assert_true(sstr_iter_step(it, &k, &v));
+	assert_entry(k, v, &m.e[m.n / 2 + 1]);
+	iter_free(it);
+	sstr_close(r);
+	unlink(path);
+	free(m.e);
+}
+
+/*
  * Readahead: a full scan without a cache reads every byte of the data
  * region exactly once (windows are reused, never overlap and stop at the
  * data region's end), and returns every entry; a scan that jumps around
@@ -1449,6 +1589,8 @@ int main(void)
 		cmocka_unit_test(test_uncompress_steps),
 		cmocka_unit_test(test_sst_hashed_bloom_probe),
 		cmocka_unit_test(test_block_borrowed_key_buffer),
+		cmocka_unit_test(test_block_inline_next),
+		cmocka_unit_test(test_sst_iter_step),
 		cmocka_unit_test(test_sst_readahead_scan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
