@@ -963,11 +963,16 @@ int db_switch_memtable_locked(lsm_db *db)
 	return 0;
 }
 
-static uint64_t now_us(void)
+static uint64_t now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_us(void)
+{
+	return now_ns() / 1000;
 }
 
 static void stall_wait_locked(lsm_db *db)
@@ -1080,13 +1085,6 @@ static void futex_wait(_Atomic uint32_t *word, uint32_t val,
 static void futex_wake(_Atomic uint32_t *word, int n)
 {
 	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Writers queued from the head (the leader) up to the first that is not a

@@ -528,15 +528,9 @@ static void test_wal_marker_beyond_end(void **state)
 
 /* lsm_sync() makes earlier unsynced writes durable: they survive a power
  * cut right after it. */
-struct sync_writer_arg {
-	lsm_db *db;
-	unsigned th, n;
-	int rc;
-};
-
 static void *sync_writer_main(void *p)
 {
-	struct sync_writer_arg *a = p;
+	struct writer_arg *a = p;
 	char k[32];
 	for (unsigned i = 0; i < a->n && a->rc == 0; i++) {
 		key_of(k, sizeof(k), a->th, i);
@@ -562,12 +556,12 @@ static void test_sync_group_commit(void **state)
 	struct tctx *t = *state;
 	enum { N_THREADS = 4, N_PER = 150 };
 	pthread_t th[N_THREADS];
-	struct sync_writer_arg a[N_THREADS];
+	struct writer_arg a[N_THREADS];
 	uint64_t syncs0, puts = 0;
 	char k[32], v[32];
 	size_t n;
 
-	a[0] = (struct sync_writer_arg){t->db, 99, 200, 0};
+	a[0] = (struct writer_arg){t->db, 99, 200, 0};
 	sync_writer_main(&a[0]);
 	assert_int_equal(a[0].rc, 0);
 	assert_int_equal(prop(t->db, "lsm.wal-syncs"), 200);
@@ -575,7 +569,7 @@ static void test_sync_group_commit(void **state)
 
 	syncs0 = prop(t->db, "lsm.wal-syncs");
 	for (unsigned i = 0; i < N_THREADS; i++) {
-		a[i] = (struct sync_writer_arg){t->db, i, N_PER * (i + 1), 0};
+		a[i] = (struct writer_arg){t->db, i, N_PER * (i + 1), 0};
 		puts += a[i].n;
 		assert_int_equal(
 			pthread_create(&th[i], NULL, sync_writer_main, &a[i]),

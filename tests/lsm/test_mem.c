@@ -171,6 +171,18 @@ static void assert_at(struct ikv_iter *it, const struct model *md, size_t i)
 		slice_eq(v, slice_make(md->e[i].value, md->e[i].value_len)));
 }
 
+/* A new iterator over m's points, scanned forward against md. */
+static struct ikv_iter *scan_checked(struct memtable *m, const struct model *md)
+{
+	struct ikv_iter *it = mem_iter_new(m);
+	size_t i = 0;
+	assert_non_null(it);
+	for (iter_first(it); iter_valid(it); iter_next(it))
+		assert_at(it, md, i++);
+	assert_int_equal(i, md->n);
+	return it;
+}
+
 /* ---- tests ---- */
 
 static void test_empty(void **state)
@@ -217,12 +229,8 @@ static void test_iterate_both_ways(void **state)
 	assert_true(mem_num_entries(m) == md.n);
 	assert_false(mem_is_empty(m));
 
-	struct ikv_iter *it = mem_iter_new(m);
-	assert_non_null(it);
-	size_t i = 0;
-	for (iter_first(it); iter_valid(it); iter_next(it))
-		assert_at(it, &md, i++);
-	assert_int_equal(i, md.n);
+	struct ikv_iter *it = scan_checked(m, &md);
+	size_t i;
 
 	i = md.n;
 	for (iter_last(it); iter_valid(it); iter_prev(it))
@@ -500,12 +508,7 @@ static void test_long_shared_prefixes(void **state)
 	}
 	qsort(md.e, md.n, sizeof(*md.e), re_cmp);
 
-	struct ikv_iter *it = mem_iter_new(m);
-	assert_non_null(it);
-	size_t i = 0;
-	for (iter_first(it); iter_valid(it); iter_next(it))
-		assert_at(it, &md, i++);
-	assert_int_equal(i, md.n);
+	struct ikv_iter *it = scan_checked(m, &md);
 	for (int round = 0; round < 3000; round++) {
 		uint8_t ubuf[32], tbuf[48];
 		size_t ulen = long_user_key(&s, ubuf);

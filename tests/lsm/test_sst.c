@@ -125,6 +125,17 @@ static void write_model(const char *path, const struct model *m,
 	assert_int_equal(sstw_finish(w, props), 0);
 }
 
+/* write_model(), then the file opened as number n, without a cache. */
+static struct sst_reader *write_open(const char *path, const struct model *m,
+				     const struct sst_writer_opts *o,
+				     uint64_t n)
+{
+	struct sst_reader *r = NULL;
+	write_model(path, m, o, NULL);
+	assert_int_equal(sstr_open(env_posix(), path, n, NULL, true, &r), 0);
+	return r;
+}
+
 static void assert_entry(struct slice k, struct slice v, const struct ent *e)
 {
 	uint8_t val[256];
@@ -544,8 +555,7 @@ static void test_sst_small_blocks(void **state)
 	o.block_size = 1;
 	o.bloom_bits_per_key = 0;
 	model_build(&m, 300, 1);
-	write_model(path, &m, &o, NULL);
-	assert_int_equal(sstr_open(env_posix(), path, 3, NULL, true, &r), 0);
+	r = write_open(path, &m, &o, 3);
 	assert_int_equal(sstr_props(r)->filter_bytes, 0);
 	check_reader(r, &m, 2);
 	sstr_close(r);
@@ -553,8 +563,7 @@ static void test_sst_small_blocks(void **state)
 
 	model_build(&m, 1, 1);
 	o.block_size = 4096;
-	write_model(path, &m, &o, NULL);
-	assert_int_equal(sstr_open(env_posix(), path, 3, NULL, true, &r), 0);
+	r = write_open(path, &m, &o, 3);
 	check_reader(r, &m, 2);
 	sstr_close(r);
 	free(m.e);
@@ -1248,8 +1257,7 @@ static void test_sst_iter_step(void **state)
 	sst_writer_opts_init(&o);
 	o.block_size = 200;
 	o.compression = LSM_COMPRESS_LZ4;
-	write_model(path, &m, &o, NULL);
-	assert_int_equal(sstr_open(env_posix(), path, 1, NULL, true, &r), 0);
+	r = write_open(path, &m, &o, 1);
 	struct ikv_iter *it = sstr_iter_new(r, false);
 	assert_non_null(it);
 	struct slice k, v;
@@ -1301,9 +1309,7 @@ static void test_sst_readahead_scan(void **state)
 		sst_writer_opts_init(&o);
 		o.block_size = 512; /* ~2,500 blocks: windows of many blocks */
 		o.compression = comp ? LSM_COMPRESS_LZ4 : LSM_COMPRESS_NONE;
-		write_model(path, &m, &o, NULL);
-		assert_int_equal(
-			sstr_open(env_posix(), path, 5, NULL, true, &r), 0);
+		r = write_open(path, &m, &o, 5);
 		uint64_t opened = sstr_bytes_read(r);
 		struct ikv_iter *it = sstr_iter_new(r, false);
 		size_t i = 0;
@@ -1356,9 +1362,7 @@ static void test_sst_hashed_bloom_probe(void **state)
 	for (int bits = 0; bits < 2; bits++) {
 		sst_writer_opts_init(&o);
 		o.bloom_bits_per_key = bits ? 10 : 0;
-		write_model(path, &m, &o, NULL);
-		assert_int_equal(
-			sstr_open(env_posix(), path, 6, NULL, true, &r), 0);
+		r = write_open(path, &m, &o, 6);
 		int negatives = 0;
 		for (uint32_t u = 0; u < 2 * 3000; u++) {
 			uint8_t t[48], k[40];
