@@ -14,7 +14,11 @@
  * allocated (fallocate) before it is mapped, so a store into the mapping
  * never needs a block the disk might not have, and the file is never
  * shorter than the mapped bytes written (no SIGBUS), until trim cuts the
- * unused part, after unmapping. Read files use pread(2)
+ * unused part, after unmapping. The appends that follow a sync go through
+ * the buffer and write(2) until the next flush: the sync wrote the tail
+ * page back and write-protected it, and a store into it would take a page
+ * fault that costs more than the system call (a synced writer's next
+ * append, before its next sync). Read files use pread(2)
  * only, so one env_rfile can serve any number of threads at once.
  *
  * The store lock is an open-file-description lock (F_OFD_SETLK): unlike a
@@ -65,6 +69,7 @@ struct posix_wfile {
 	uint8_t *map;      /* POSIX_MAP_WINDOW bytes at file offset map_off */
 	uint64_t map_off;
 	bool no_map; /* mmap failed once: plain writes from then on */
+	bool synced; /* synced since the last write(2): skip the mapping */
 };
 
 struct posix_rfile {
@@ -123,6 +128,7 @@ static int pw_flush_buf(struct posix_wfile *f)
 	f->buf_len -= done;
 	if (rc < 0)
 		return sys_err(-rc, "write", f->path);
+	f->synced = false;
 	return 0;
 }
 
@@ -199,7 +205,7 @@ static int posix_wfile_append(struct env_wfile *wf, const void *data,
 	const uint8_t *p = data;
 	int rc;
 
-	if (f->reserved && !f->no_map) {
+	if (f->reserved && !f->no_map && !f->synced) {
 		uint64_t before = f->size;
 		if (f->size + len <= f->reserved && f->buf_len) {
 			rc = pw_flush_buf(f);
@@ -254,6 +260,7 @@ static int posix_wfile_sync(struct env_wfile *wf)
 		return rc;
 	if (fdatasync(f->fd) < 0)
 		return sys_err(errno, "fdatasync", f->path);
+	f->synced = true;
 	return 0;
 }
 

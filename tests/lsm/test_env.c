@@ -184,6 +184,77 @@ static void test_posix_roundtrip(void **state)
 	free(got);
 }
 
+/* Checks that the file at path starts with want[0..n). */
+static void check_prefix(const char *path, const uint8_t *want, size_t n)
+{
+	uint8_t *got = malloc(n + 1);
+	FILE *fp = fopen(path, "rb");
+	assert_non_null(fp);
+	assert_int_equal(fread(got, 1, n, fp), n);
+	fclose(fp);
+	assert_memory_equal(got, want, n);
+	free(got);
+}
+
+/* A reserved file (written through a mapping) mixes mapped appends with
+ * buffered ones: after a sync, appends go through the buffer and write(2)
+ * until the next flush, then through the mapping again. Whatever the mix
+ * of flushes and syncs, what was flushed is in the file, in order, also
+ * past the reserved space and across mapping windows; trim cuts the file
+ * back to exactly the bytes appended. */
+static void test_posix_reserved_after_sync(void **state)
+{
+	lsm_env *env = env_posix();
+	struct tdir d;
+	struct env_wfile *w;
+	enum { TOTAL = 3 << 20, RESERVE = 2 << 20 };
+	uint8_t *data = malloc(TOTAL);
+	size_t off = 0, flushed = 0;
+	uint32_t rnd = 99;
+	int syncs = 0, flushes = 0;
+
+	tdir_make(&d);
+	fill(data, TOTAL, 3);
+	assert_int_equal(env_new_wfile(env, pj(&d, "r"), &w), 0);
+	assert_int_equal(wfile_reserve(w, RESERVE), 0);
+	assert_int_equal(real_size(pj(&d, "r")), RESERVE);
+	while (off < TOTAL) {
+		size_t n;
+		rnd = rnd * 1103515245u + 12345u;
+		n = 1 + (rnd >> 8) % 9000;
+		if (n > TOTAL - off)
+			n = TOTAL - off;
+		assert_int_equal(wfile_append(w, data + off, n), 0);
+		off += n;
+		assert_int_equal(wfile_size(w), off);
+		switch ((rnd >> 4) % 4) {
+		case 0:
+			assert_int_equal(wfile_sync(w), 0);
+			flushed = off;
+			syncs++;
+			break;
+		case 1:
+			assert_int_equal(wfile_flush(w), 0);
+			flushed = off;
+			flushes++;
+			break;
+		default:
+			break; /* leave it buffered or mapped */
+		}
+		if (flushed == off && (syncs + flushes) % 16 == 0)
+			check_prefix(pj(&d, "r"), data, flushed);
+	}
+	assert_true(syncs > 50 && flushes > 50);
+	assert_int_equal(wfile_flush(w), 0);
+	check_prefix(pj(&d, "r"), data, TOTAL);
+	assert_int_equal(wfile_trim(w), 0);
+	assert_int_equal(real_size(pj(&d, "r")), TOTAL);
+	assert_int_equal(wfile_close(w), 0);
+	check_prefix(pj(&d, "r"), data, TOTAL);
+	tdir_remove(&d);
+	free(data);
+}
+
 static void test_posix_lock(void **state)
 {
 	lsm_env *env = env_posix();
@@ -532,6 +603,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_posix_roundtrip),
+		cmocka_unit_test(test_posix_reserved_after_sync),
 		cmocka_unit_test(test_posix_lock),
 		cmocka_unit_test(test_write_file_atomic),
 		cmocka_unit_test(test_fault_fail_nth),
