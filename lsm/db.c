@@ -11,8 +11,9 @@
  * loses nothing acknowledged), fsyncs once if any writer asked for
  * durability, and applies the group to the memtable. Then it publishes
  * the last sequence number, which makes the group visible to readers, and
- * wakes the writers of its group (struct writer in db_int.h: one futex
- * word, one wake-up for the group). A sync leader may first wait briefly
+ * wakes the writers of its group (struct writer in db_int.h: synced
+ * writers spin for about a sync before they sleep on one futex word, and
+ * one wake-up serves the group). A sync leader may first wait briefly
  * for more writers (gather_sync_group_locked).
  *
  * Invariants:
@@ -47,6 +48,7 @@
 
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -1074,6 +1076,9 @@ static int make_room_locked(lsm_db *db, bool force)
 #define GATHER_SHARE 4
 #define GATHER_MAX_NS 200000u
 
+/* A queued synced writer spins at most this long before it sleeps. */
+#define SPIN_MAX_NS 300000u
+
 static void futex_wait(_Atomic uint32_t *word, uint32_t val,
 		       const struct timespec *rel)
 {
@@ -1136,14 +1141,14 @@ static void gather_sync_group_locked(lsm_db *db, struct writer *w)
 	while (!db->shutting_down &&
 	       queued_writers_locked(db, &blocked) < want && !blocked) {
 		uint32_t g = atomic_load(&db->gather_word);
-		uint64_t t = now_ns();
-		struct timespec rel;
-		if (t >= deadline)
+		if (now_ns() >= deadline)
 			break;
-		rel.tv_sec = (time_t)((deadline - t) / 1000000000u);
-		rel.tv_nsec = (long)((deadline - t) % 1000000000u);
+		/* The wait is a fraction of a sync: spin, yielding the CPU,
+		 * instead of a sleep and a wake-up that cost as much. */
 		pthread_mutex_unlock(&db->mu);
-		futex_wait(&db->gather_word, g, &rel);
+		while (atomic_load(&db->gather_word) == g &&
+		       now_ns() < deadline)
+			sched_yield();
 		pthread_mutex_lock(&db->mu);
 	}
 	db->gatherer = NULL;
@@ -1159,27 +1164,45 @@ void db_writer_queued_locked(lsm_db *db)
 	    (queued_writers_locked(db, &blocked) >= db->gather_want ||
 	     blocked)) {
 		atomic_fetch_add(&db->gather_word, 1);
-		futex_wake(&db->gather_word, 1);
 	}
 }
 
-/* Sleeps until a leader sets w's state (mu not held); returns it. */
-void db_writer_sleep(lsm_db *db, struct writer *w)
+/* Sleeps until a leader sets w's state (mu not held). It first spins for
+ * up to spin_ns, yielding the CPU, and sleeps only if the state has not
+ * moved by then; a leader makes a wake-up call only for sleepers
+ * (db_writers_wake). */
+void db_writer_sleep(lsm_db *db, struct writer *w, uint64_t spin_ns)
 {
+	if (spin_ns) {
+		uint64_t end = now_ns() + spin_ns;
+		for (unsigned i = 1;; i++) {
+			if (atomic_load(&w->state) != WRITER_WAITING)
+				return;
+			if (i % 8 == 0 && now_ns() >= end)
+				break;
+			sched_yield();
+		}
+	}
+	atomic_fetch_add(&db->wq_sleepers, 1);
 	for (;;) {
 		/* Read the word before the state: a waker sets the state,
 		 * then bumps the word, so either the state is seen here or
 		 * the wait returns at once. */
 		uint32_t g = atomic_load(&db->wq_word);
 		if (atomic_load(&w->state) != WRITER_WAITING)
-			return;
+			break;
 		futex_wait(&db->wq_word, g, NULL);
 	}
+	atomic_fetch_sub(&db->wq_sleepers, 1);
 }
 
-/* Wakes every sleeping writer: call after setting states. */
+/* Wakes every sleeping writer: call after setting states. A writer that
+ * counted itself a sleeper after the states were set sees its state
+ * before it sleeps (both sides are sequentially consistent). */
 void db_writers_wake(lsm_db *db)
 {
+	if (atomic_load(&db->wq_sleepers) == 0)
+		return;
 	atomic_fetch_add(&db->wq_word, 1);
 	futex_wake(&db->wq_word, INT_MAX);
 }
@@ -1207,8 +1230,14 @@ static int write_batch(lsm_db *db, struct lsm_batch *b, bool sync)
 	db->wq_tail = &w;
 	db_writer_queued_locked(db);
 	if (db->wq_head != &w) {
+		/* A synced writer waits about a sync: spin through that
+		 * much (at most SPIN_MAX_NS) rather than pay for a sleep
+		 * and a wake-up. */
+		uint64_t spin = sync ? 2 * db->sync_ns : 0;
+		if (spin > SPIN_MAX_NS)
+			spin = SPIN_MAX_NS;
 		pthread_mutex_unlock(&db->mu);
-		db_writer_sleep(db, &w);
+		db_writer_sleep(db, &w, spin);
 		if (atomic_load(&w.state) == WRITER_DONE)
 			return w.status;
 		pthread_mutex_lock(&db->mu); /* at the head: lead */

@@ -721,7 +721,7 @@ int db_flush_wait(lsm_db *db)
 		db_writer_queued_locked(db);
 		if (db->wq_head != &w) {
 			pthread_mutex_unlock(&db->mu);
-			db_writer_sleep(db, &w); /* until at the head */
+			db_writer_sleep(db, &w, 0); /* until at the head */
 			pthread_mutex_lock(&db->mu);
 		}
 		if (db->bg_error == -ENOSPC)
