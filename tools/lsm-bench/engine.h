@@ -44,6 +44,10 @@ struct bench_config {
 	int64_t lsm_blob_threshold;
 	/* lsm only: level0_size_percent (0: L0 compacts by file count). */
 	int lsm_l0_size_percent;
+	/* lsm only, size-tiered: min_merge_width and
+	 * max_size_amplification_percent; 0 keeps lsm's default. */
+	uint32_t lsm_min_merge_width;
+	uint32_t lsm_size_amp_percent;
 };
 
 struct bench_err {

@@ -67,18 +67,25 @@ static void lsmb_describe(const struct bench_config *cfg, char *buf, size_t cap)
 	static const char *const names[] = {"none", "lz4", "zstd"};
 	static const char *const styles[] = {"leveled", "size-tiered",
 					     "time-window"};
-	char l0[64] = "";
+	char l0[64] = "", tiered[96] = "";
 
 	if (cfg->lsm_l0_size_percent)
 		snprintf(l0, sizeof(l0),
 			 " (L0 waits for %d%% of the base level)",
 			 cfg->lsm_l0_size_percent);
+	if (cfg->lsm_min_merge_width || cfg->lsm_size_amp_percent)
+		snprintf(tiered, sizeof(tiered),
+			 " (min merge width %u, space bound %u%%)",
+			 cfg->lsm_min_merge_width ? cfg->lsm_min_merge_width
+						  : 2u,
+			 cfg->lsm_size_amp_percent ? cfg->lsm_size_amp_percent
+						   : 200u);
 
 	snprintf(buf, cap,
-		 "lsm %s: %s compaction, %s compression on all levels, bloom "
-		 "filters, %d background threads, level0 triggers default%s, "
-		 "checksums verified on read",
-		 LSM_VERSION_STRING, styles[cfg->lsm_compaction],
+		 "lsm %s: %s compaction%s, %s compression on all levels, "
+		 "bloom filters, %d background threads, level0 triggers "
+		 "default%s, checksums verified on read",
+		 LSM_VERSION_STRING, styles[cfg->lsm_compaction], tiered,
 		 names[cfg->compression], cfg->background_jobs, l0);
 }
 
@@ -105,6 +112,10 @@ static int lsmb_open(const struct bench_config *cfg, const char *dir,
 	o.max_bytes_for_level_base = cfg->max_bytes_for_level_base;
 	o.compaction_style = (lsm_compaction_style)cfg->lsm_compaction;
 	o.level0_size_percent = cfg->lsm_l0_size_percent;
+	if (cfg->lsm_min_merge_width)
+		o.min_merge_width = cfg->lsm_min_merge_width;
+	if (cfg->lsm_size_amp_percent)
+		o.max_size_amplification_percent = cfg->lsm_size_amp_percent;
 	if (cfg->lsm_blob_threshold >= 0)
 		o.blob_threshold = (size_t)cfg->lsm_blob_threshold;
 

@@ -426,6 +426,10 @@ static void print_help(void)
 	       "waits for N%% of the\n"
 	       "                         base level before compacting into it "
 	       "[0: by file count]\n"
+	       "  --min-merge-width=N    lsm only, tiered: fewest runs merged "
+	       "at once, 2..1000 [2]\n"
+	       "  --size-amp-percent=N   lsm only, tiered: space bound, "
+	       "1..100000 [200]\n"
 	       "  --write-buffer-size=S  memtable size [64M]\n"
 	       "  --cache-size=S         block cache [8M]\n"
 	       "  --bloom-bits=B         bloom filter bits per key, 0 = none "
@@ -591,6 +595,12 @@ static void parse_args(struct settings *s, int argc, char **argv)
 		} else if (strcmp(name, "--l0-size-percent") == 0) {
 			s->cfg.lsm_l0_size_percent =
 				(int)parse_count(name, v, 0, 1000);
+		} else if (strcmp(name, "--min-merge-width") == 0) {
+			s->cfg.lsm_min_merge_width =
+				(uint32_t)parse_count(name, v, 2, 1000);
+		} else if (strcmp(name, "--size-amp-percent") == 0) {
+			s->cfg.lsm_size_amp_percent =
+				(uint32_t)parse_count(name, v, 1, 100000);
 		} else if (strcmp(name, "--write-buffer-size") == 0) {
 			s->cfg.write_buffer_size =
 				parse_size(name, v, 64u << 10, 1ull << 36);

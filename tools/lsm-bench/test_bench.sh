@@ -39,7 +39,16 @@ done
 grep -q "L0 waits for 100% of the base level" "$tmp/small" ||
   bad "small run: --l0-size-percent not in lsm's settings line"
 
-for args in "--l0-size-percent=1001" "--num=0" "--engines=nosuch" "--bogus"; do
+"$bench" --engines=lsm --benchmarks=fillrandom,readrandom --compaction=tiered \
+  --min-merge-width=8 --size-amp-percent=300 --num=20000 --runs=1 \
+  --db-dir="$tmp/db" >"$tmp/tiered" 2>"$tmp/err"
+rc=$?
+[ $rc -eq 0 ] || bad "tiered run: exit $rc: $(tail -3 "$tmp/err")"
+grep -q "size-tiered compaction (min merge width 8, space bound 300%)" \
+  "$tmp/tiered" || bad "tiered run: merge width and space bound not in lsm's settings line"
+
+for args in "--l0-size-percent=1001" "--num=0" "--engines=nosuch" "--bogus" \
+  "--min-merge-width=1" "--size-amp-percent=0"; do
   "$bench" $args >"$tmp/out" 2>"$tmp/err"
   rc=$?
   [ $rc -eq 2 ] || bad "$args: exit $rc, want 2"
