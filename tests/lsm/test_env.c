@@ -200,12 +200,29 @@ static void check_prefix(const char *path, const uint8_t *want, size_t n)
 	free(got);
 }
 
+/* Reserves len bytes of w; on a file system without fallocate (the
+ * engine then runs without reservations) closes w, removes d and returns
+ * true: the caller skips. */
+static bool reserve_or_skip(struct env_wfile *w, uint64_t len, struct tdir *d)
+{
+	int rc = wfile_reserve(w, len);
+	if (rc == -EOPNOTSUPP) {
+		print_message("no fallocate here: skipped\n");
+		assert_int_equal(wfile_close(w), 0);
+		tdir_remove(d);
+		return true;
+	}
+	assert_int_equal(rc, 0);
+	return false;
+}
+
 /* A reserved file (written through a mapping) mixes mapped appends with
  * buffered ones: after a sync, appends go through the buffer and write(2)
- * until the next flush, then through the mapping again. Whatever the mix
- * of flushes and syncs, what was flushed is in the file, in order, also
- * past the reserved space and across mapping windows; trim cuts the file
- * back to exactly the bytes appended. */
+ * until the next flush, then through the mapping again. This checks the
+ * contents that mix leaves, not which path each append took: whatever the
+ * mix of flushes and syncs, what was flushed is in the file, in order,
+ * also past the reserved space and across mapping windows; trim cuts the
+ * file back to exactly the bytes appended. */
 static void test_posix_reserved_after_sync(void **state)
 {
 	lsm_env *env = env_posix();
@@ -220,7 +237,8 @@ static void test_posix_reserved_after_sync(void **state)
 	tdir_make(&d);
 	fill(data, TOTAL, 3);
 	assert_int_equal(env_new_wfile(env, pj(&d, "r"), &w), 0);
-	assert_int_equal(wfile_reserve(w, RESERVE), 0);
+	if (reserve_or_skip(w, RESERVE, &d))
+		return;
 	assert_int_equal(real_size(pj(&d, "r")), RESERVE);
 	while (off < TOTAL) {
 		size_t n;
@@ -298,7 +316,10 @@ static void test_posix_zero_ahead(void **state)
 	tdir_make(&d);
 	fill(rec, sizeof(rec), 5);
 	assert_int_equal(env_new_wfile(env, pj(&d, "z"), &w), 0);
-	assert_int_equal(wfile_reserve(w, 1 << 20), 0);
+	if (reserve_or_skip(w, 1 << 20, &d)) {
+		free(got);
+		return;
+	}
 	r = has_unwritten(pj(&d, "z"), 0, 1 << 20);
 	assert_int_equal(wfile_append(w, rec, sizeof(rec)), 0);
 	assert_int_equal(wfile_sync(w), 0);

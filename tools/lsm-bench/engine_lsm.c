@@ -73,7 +73,8 @@ static void lsmb_describe(const struct bench_config *cfg, char *buf, size_t cap)
 		snprintf(l0, sizeof(l0),
 			 " (L0 waits for %d%% of the base level)",
 			 cfg->lsm_l0_size_percent);
-	if (cfg->lsm_min_merge_width || cfg->lsm_size_amp_percent)
+	if (cfg->lsm_compaction == LSM_COMPACTION_TIERED &&
+	    (cfg->lsm_min_merge_width || cfg->lsm_size_amp_percent))
 		snprintf(tiered, sizeof(tiered),
 			 " (min merge width %u, space bound %u%%)",
 			 cfg->lsm_min_merge_width ? cfg->lsm_min_merge_width
