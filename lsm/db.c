@@ -1079,12 +1079,11 @@ static int make_room_locked(lsm_db *db, bool force)
 /* A queued synced writer spins at most this long before it sleeps. */
 #define SPIN_MAX_NS 300000u
 
-static void futex_wait(_Atomic uint32_t *word, uint32_t val,
-		       const struct timespec *rel)
+static void futex_wait(_Atomic uint32_t *word, uint32_t val)
 {
-	/* EAGAIN (the word moved), EINTR and ETIMEDOUT all just return:
-	 * every caller re-checks its condition. */
-	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, rel, NULL, 0);
+	/* EAGAIN (the word moved) and EINTR just return: every caller
+	 * re-checks its condition. */
+	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
 }
 
 static void futex_wake(_Atomic uint32_t *word, int n)
@@ -1191,7 +1190,7 @@ void db_writer_sleep(lsm_db *db, struct writer *w, uint64_t spin_ns)
 		uint32_t g = atomic_load(&db->wq_word);
 		if (atomic_load(&w->state) != WRITER_WAITING)
 			break;
-		futex_wait(&db->wq_word, g, NULL);
+		futex_wait(&db->wq_word, g);
 	}
 	atomic_fetch_sub(&db->wq_sleepers, 1);
 }

@@ -273,7 +273,9 @@ static int posix_wfile_flush(struct env_wfile *wf)
  * failure only stops it. */
 static void pw_zero_ahead(struct posix_wfile *f)
 {
-	static const uint8_t zeros[POSIX_ZERO_AHEAD];
+	/* Never written; not const, so it sits in .bss instead of adding
+	 * 64 KiB of zeros to the library. */
+	static uint8_t zeros[POSIX_ZERO_AHEAD];
 	uint64_t from = (f->size + 4095) & ~(uint64_t)4095, to;
 	if (!f->reserved || f->size - f->synced_size > POSIX_ZERO_SMALL ||
 	    from + 4096 <= f->zeroed)

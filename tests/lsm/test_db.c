@@ -84,6 +84,23 @@ static void *writer_main(void *p)
 	return NULL;
 }
 
+/* Starts one thread per writer_arg running fn. */
+static void start_writers(pthread_t *th, struct writer_arg *a, unsigned n,
+			  void *(*fn)(void *))
+{
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, fn, &a[i]), 0);
+}
+
+/* Joins them; each must have written everything without an error. */
+static void join_writers(pthread_t *th, struct writer_arg *a, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(a[i].rc, 0);
+	}
+}
+
 /* lsm_flush() holds a place in the writer queue while writers commit in
  * groups around it; every write must land and none may be lost. */
 static void test_flush_while_writing(void **state)
@@ -93,19 +110,14 @@ static void test_flush_while_writing(void **state)
 	pthread_t th[N_THREADS];
 	struct writer_arg a[N_THREADS];
 	char k[32];
-	for (unsigned i = 0; i < N_THREADS; i++) {
+	for (unsigned i = 0; i < N_THREADS; i++)
 		a[i] = (struct writer_arg){t->db, i, N_PER, 0};
-		assert_int_equal(
-			pthread_create(&th[i], NULL, writer_main, &a[i]), 0);
-	}
+	start_writers(th, a, N_THREADS, writer_main);
 	for (int i = 0; i < 40; i++) {
 		assert_int_equal(lsm_flush(t->db), 0);
 		usleep(1000);
 	}
-	for (unsigned i = 0; i < N_THREADS; i++) {
-		pthread_join(th[i], NULL);
-		assert_int_equal(a[i].rc, 0);
-	}
+	join_writers(th, a, N_THREADS);
 	for (unsigned th_i = 0; th_i < N_THREADS; th_i++)
 		for (unsigned i = 0; i < N_PER; i += 7) {
 			size_t n;
@@ -571,16 +583,11 @@ static void test_sync_group_commit(void **state)
 	for (unsigned i = 0; i < N_THREADS; i++) {
 		a[i] = (struct writer_arg){t->db, i, N_PER * (i + 1), 0};
 		puts += a[i].n;
-		assert_int_equal(
-			pthread_create(&th[i], NULL, sync_writer_main, &a[i]),
-			0);
 	}
+	start_writers(th, a, N_THREADS, sync_writer_main);
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(lsm_flush(t->db), 0);
-	for (unsigned i = 0; i < N_THREADS; i++) {
-		pthread_join(th[i], NULL);
-		assert_int_equal(a[i].rc, 0);
-	}
+	join_writers(th, a, N_THREADS);
 	/* Some syncs served several writers: fewer syncs than writes. */
 	assert_true(prop(t->db, "lsm.wal-syncs") - syncs0 < puts);
 	assert_true(prop(t->db, "lsm.sync-gathers") > 0);
