@@ -8,19 +8,27 @@
  * writer.
  *
  * A node is one arena allocation:
- *     struct mem_node header | next[height] (atomic pointers) |
- *     [varint32 ikey_len][ikey][varint32 value_len][value]
- * The header repeats ikey_len and the offset of the ikey so that a
- * comparison does not decode varints, and holds the first 16 bytes of the
- * user key as two numbers, which settle most comparisons without touching
- * the key bytes (a cache miss saved per node visited). Sixteen, not
- * eight: keys often share their first 8 bytes (the filesystem's block
- * keys are 'B' + inode + block number, its directory entries 'D' + inode
- * + name; zero-padded decimal keys), and then an 8-byte prefix settles
- * nothing. Each memtable has three
- * lists: point entries (PUT/DELETE), range tombstones (key = start ikey with
- * kind RANGE_DELETE, value = exclusive end user key) and the fragment index
- * over those tombstones.
+ *     next[height-1] .. next[1] | struct mem_node = next[0], ikey_len,
+ *     height | [ikey][varint32 value_len][value]
+ * A node pointer points at next[0] and the higher levels' pointers lie
+ * before it, so the key is at a fixed offset from the pointer that led
+ * to the node: a comparison need not load the height to find it. The
+ * header holds ikey_len,
+ * so that a comparison decodes no varint. A comparison reads the first 16
+ * bytes of the user key in place as two big-endian numbers, which settle
+ * most comparisons without memcmp. Sixteen, not eight: keys often share
+ * their first 8 bytes (the filesystem's block keys are 'B' + inode + block
+ * number, its directory entries 'D' + inode + name; zero-padded decimal
+ * keys), and then an 8-byte prefix settles nothing. Nodes keep no copy of
+ * those bytes in the header: a copy would make every node 16 bytes
+ * larger, about a tenth of a node with 100-byte values, and a memtable of
+ * a given write buffer size would hold that much less and flush that much
+ * more often (more L0 files, more L0 compactions, more write
+ * amplification).
+ *
+ * Each memtable has three lists: point entries (PUT/DELETE), range
+ * tombstones (key = start ikey with kind RANGE_DELETE, value = exclusive
+ * end user key) and the fragment index over those tombstones.
  *
  * Range tombstones for point reads. The tombstone list is what flush and
  * iterators read, but answering "which tombstones cover k?" from it means
@@ -126,13 +134,12 @@
 #define MEM_MAX_HEIGHT 12
 #define MEM_BRANCH_BITS 2 /* branching factor 4 */
 
+typedef _Atomic(struct mem_node *) mem_link;
+
 struct mem_node {
-	uint64_t prefix;   /* key_prefix(): user key bytes 0..7 */
-	uint64_t prefix2;  /* bytes 8..15 */
+	mem_link next0;    /* level 0; level i is at node_link(n, i) */
 	uint32_t ikey_len; /* >= IKEY_TRAILER, except on the head */
-	uint8_t key_off;   /* ikey starts key_off bytes after next[height] */
 	uint8_t height;    /* 1..MEM_MAX_HEIGHT */
-	_Atomic(struct mem_node *) next[];
 };
 
 /*
@@ -231,14 +238,18 @@ static bool filter_may_contain(const struct memtable *m, uint64_t h)
 
 /* ---- nodes ---- */
 
-static inline const uint8_t *node_entry(const struct mem_node *n)
+/* The link of level `level`: next[0] is in the header, next[i] lies i
+ * pointers before it, in the same arena allocation. */
+static inline mem_link *node_link(const struct mem_node *n, int level)
 {
-	return (const uint8_t *)(n->next + n->height);
+	return (mem_link *)((char *)&((struct mem_node *)n)->next0 -
+			    (size_t)level * sizeof(mem_link));
 }
 
+/* The ikey, right after the header (a fragment boundary's too). */
 static inline const uint8_t *node_key(const struct mem_node *n)
 {
-	return node_entry(n) + n->key_off;
+	return (const uint8_t *)(n + 1);
 }
 
 static inline struct slice node_ikey(const struct mem_node *n)
@@ -258,20 +269,22 @@ static struct slice node_value(const struct mem_node *n)
 
 static inline struct mem_node *node_next(const struct mem_node *n, int level)
 {
-	return atomic_load_explicit(&((struct mem_node *)n)->next[level],
-				    memory_order_acquire);
+	return atomic_load_explicit(node_link(n, level), memory_order_acquire);
 }
 
-/* A fragment boundary's entry opens with its cover pointer, which is
- * aligned: the header and next[] are whole multiples of 8 bytes. */
+/* Bytes from a fragment boundary's ikey to its cover pointer: the ikey
+ * rounded up to the pointer's alignment. The header and the links are
+ * whole multiples of 8 bytes, and the arena returns 8-byte aligned
+ * memory, so the cover pointer is aligned. */
+#define FRAG_COVER_OFF(ikey_len) (((size_t)(ikey_len) + 7) & ~(size_t)7)
 _Static_assert(sizeof(struct mem_node) % _Alignof(cover_ptr) == 0,
 	       "cover pointer alignment");
-_Static_assert(sizeof(_Atomic(struct mem_node *)) % _Alignof(cover_ptr) == 0,
+_Static_assert(sizeof(mem_link) % _Alignof(cover_ptr) == 0,
 	       "cover pointer alignment");
 
 static inline cover_ptr *frag_cover(const struct mem_node *n)
 {
-	return (cover_ptr *)node_entry(n);
+	return (cover_ptr *)(node_key(n) + FRAG_COVER_OFF(n->ikey_len));
 }
 
 /*
@@ -290,8 +303,7 @@ struct mem_target {
  * Unequal prefixes order two keys exactly as slice_cmp() does (a byte that
  * is padding in one key is 0, and the other key's byte there is then
  * nonzero, making the shorter key a prefix of the longer), so most
- * comparisons read only the node header, which shares a cache line with
- * the next pointers, instead of the key bytes behind them. Equal prefixes
+ * comparisons are two integer compares, without memcmp. Equal prefixes
  * mean equal first min(len, 16) bytes.
  */
 static inline void key_prefix(const uint8_t *p, size_t len, uint64_t *a,
@@ -329,12 +341,14 @@ static struct mem_target target_from_ikey(struct slice ik)
 /* ikey_cmp(node, target), without building slices or decoding varints. */
 static inline int node_cmp(const struct mem_node *n, const struct mem_target *t)
 {
-	if (n->prefix != t->prefix)
-		return n->prefix < t->prefix ? -1 : 1;
-	if (n->prefix2 != t->prefix2)
-		return n->prefix2 < t->prefix2 ? -1 : 1;
 	const uint8_t *k = node_key(n);
 	size_t ulen = n->ikey_len - IKEY_TRAILER;
+	uint64_t a, b;
+	key_prefix(k, ulen, &a, &b);
+	if (a != t->prefix)
+		return a < t->prefix ? -1 : 1;
+	if (b != t->prefix2)
+		return b < t->prefix2 ? -1 : 1;
 	size_t min = ulen < t->user_len ? ulen : t->user_len;
 	int r = min > 16 ? memcmp(k + 16, t->user + 16, min - 16) : 0;
 	if (r)
@@ -352,8 +366,7 @@ static inline struct mem_target node_target(const struct mem_node *n)
 	t.user = node_key(n);
 	t.user_len = n->ikey_len - IKEY_TRAILER;
 	t.trailer = get_fixed64(t.user + t.user_len);
-	t.prefix = n->prefix;
-	t.prefix2 = n->prefix2;
+	key_prefix(t.user, t.user_len, &t.prefix, &t.prefix2);
 	return t;
 }
 
@@ -419,12 +432,11 @@ static struct mem_node *list_find_last(const struct mem_list *l)
 
 static struct mem_node *node_alloc(struct arena *a, int height, size_t extra)
 {
-	size_t size = sizeof(struct mem_node) +
-		      (size_t)height * sizeof(_Atomic(struct mem_node *)) +
-		      extra;
-	struct mem_node *n = arena_alloc(a, size);
-	if (!n)
+	size_t above = (size_t)(height - 1) * sizeof(mem_link);
+	char *p = arena_alloc(a, above + sizeof(struct mem_node) + extra);
+	if (!p)
 		return NULL;
+	struct mem_node *n = (struct mem_node *)(p + above);
 	n->height = (uint8_t)height;
 	return n;
 }
@@ -434,12 +446,9 @@ static int list_init(struct mem_list *l, struct arena *a)
 	l->head = node_alloc(a, MEM_MAX_HEIGHT, 0);
 	if (!l->head)
 		return -ENOMEM;
-	l->head->prefix = 0;
-	l->head->prefix2 = 0;
 	l->head->ikey_len = 0;
-	l->head->key_off = 0;
 	for (int i = 0; i < MEM_MAX_HEIGHT; i++) {
-		atomic_init(&l->head->next[i], NULL);
+		atomic_init(node_link(l->head, i), NULL);
 		l->splice[i] = l->head;
 	}
 	atomic_init(&l->max_height, 1);
@@ -569,18 +578,18 @@ static void list_find_prev(struct mem_list *l, const struct mem_target *tp,
 		}
 		struct mem_node *next;
 		for (;;) {
-			next = atomic_load_explicit(&x->next[level],
+			next = atomic_load_explicit(node_link(x, level),
 						    memory_order_relaxed);
 #if defined(__GNUC__)
 			/* Overlap cache misses: whether next is below or
 			 * above t, one of these is compared after it. */
 			if (next) {
 				__builtin_prefetch(atomic_load_explicit(
-					&next->next[level],
+					node_link(next, level),
 					memory_order_relaxed));
 				if (level > 0)
 					__builtin_prefetch(atomic_load_explicit(
-						&x->next[level - 1],
+						node_link(x, level - 1),
 						memory_order_relaxed));
 			}
 #endif
@@ -605,11 +614,11 @@ static void list_link(struct mem_list *l, struct mem_node *n,
 	for (int i = 0; i < height; i++) {
 		/* n is not yet reachable: a relaxed store suffices. */
 		atomic_store_explicit(
-			&n->next[i],
-			atomic_load_explicit(&prev[i]->next[i],
+			node_link(n, i),
+			atomic_load_explicit(node_link(prev[i], i),
 					     memory_order_relaxed),
 			memory_order_relaxed);
-		atomic_store_explicit(&prev[i]->next[i], n,
+		atomic_store_explicit(node_link(prev[i], i), n,
 				      memory_order_release);
 	}
 	memcpy(l->splice, prev, sizeof(l->splice));
@@ -639,19 +648,16 @@ static struct mem_node *frag_boundary(struct memtable *m, struct slice b)
 	key_prefix(b.p, b.len, &t.prefix, &t.prefix2);
 	list_find_prev(l, &t, prev);
 	struct mem_node *n =
-		atomic_load_explicit(&prev[0]->next[0], memory_order_relaxed);
+		atomic_load_explicit(&prev[0]->next0, memory_order_relaxed);
 	if (n && node_cmp(n, &t) == 0)
 		return n;
 
 	uint32_t ikey_len = (uint32_t)(b.len + IKEY_TRAILER);
 	n = node_alloc(&m->arena, random_height(m),
-		       sizeof(cover_ptr) + ikey_len);
+		       FRAG_COVER_OFF(ikey_len) + sizeof(cover_ptr));
 	if (!n)
 		return NULL;
-	n->prefix = t.prefix;
-	n->prefix2 = t.prefix2;
 	n->ikey_len = ikey_len;
-	n->key_off = (uint8_t)sizeof(cover_ptr);
 	uint8_t *k = (uint8_t *)node_key(n);
 	if (b.len)
 		memcpy(k, b.p, b.len);
@@ -714,7 +720,7 @@ static int frag_add(struct memtable *m, struct slice start, struct slice end,
 	 * seq) or goes in front as one cell. */
 	size_t n_cells = 0;
 	for (struct mem_node *x = s; x != e;
-	     x = atomic_load_explicit(&x->next[0], memory_order_relaxed)) {
+	     x = atomic_load_explicit(&x->next0, memory_order_relaxed)) {
 		const struct cover_cell *c = atomic_load_explicit(
 			frag_cover(x), memory_order_relaxed);
 		assert(!c || c->seq <= seq);
@@ -729,7 +735,7 @@ static int frag_add(struct memtable *m, struct slice start, struct slice end,
 	if (!cell)
 		return -ENOMEM;
 	for (struct mem_node *x = s; x != e;
-	     x = atomic_load_explicit(&x->next[0], memory_order_relaxed)) {
+	     x = atomic_load_explicit(&x->next0, memory_order_relaxed)) {
 		const struct cover_cell *c = atomic_load_explicit(
 			frag_cover(x), memory_order_relaxed);
 		if (c && c->seq == seq)
@@ -753,17 +759,13 @@ int mem_add(struct memtable *m, uint64_t seq, unsigned kind, struct slice key,
 	if (kind == IKEY_RANGE_DELETE && value.len > UINT32_MAX - IKEY_TRAILER)
 		return -EINVAL;
 	uint32_t ikey_len = (uint32_t)(key.len + IKEY_TRAILER);
-	size_t key_off = varint_len(ikey_len);
-	size_t entry = key_off + ikey_len + varint_len(value.len) + value.len;
+	size_t entry = ikey_len + varint_len(value.len) + value.len;
 	int height = random_height(m);
 	struct mem_node *n = node_alloc(&m->arena, height, entry);
 	if (!n)
 		return -ENOMEM;
-	key_prefix(key.p, key.len, &n->prefix, &n->prefix2);
 	n->ikey_len = ikey_len;
-	n->key_off = (uint8_t)key_off;
-	uint8_t *p = (uint8_t *)node_entry(n);
-	p = put_varint32(p, ikey_len);
+	uint8_t *p = (uint8_t *)node_key(n);
 	if (key.len)
 		memcpy(p, key.p, key.len);
 	p += key.len;
@@ -1020,7 +1022,7 @@ static inline void prefetch_next(const struct mem_node *n)
 	const struct mem_node *x;
 	if (!n)
 		return;
-	x = atomic_load_explicit(&((struct mem_node *)n)->next[0],
+	x = atomic_load_explicit(&((struct mem_node *)n)->next0,
 				 memory_order_relaxed);
 	if (x) {
 		__builtin_prefetch(x);
