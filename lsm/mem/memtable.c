@@ -13,18 +13,17 @@
  * A node pointer points at next[0] and the higher levels' pointers lie
  * before it, so the key is at a fixed offset from the pointer that led
  * to the node: a comparison need not load the height to find it. The
- * header holds ikey_len,
- * so that a comparison decodes no varint. A comparison reads the first 16
- * bytes of the user key in place as two big-endian numbers, which settle
- * most comparisons without memcmp. Sixteen, not eight: keys often share
- * their first 8 bytes (the filesystem's block keys are 'B' + inode + block
- * number, its directory entries 'D' + inode + name; zero-padded decimal
- * keys), and then an 8-byte prefix settles nothing. Nodes keep no copy of
- * those bytes in the header: a copy would make every node 16 bytes
- * larger, about a tenth of a node with 100-byte values, and a memtable of
- * a given write buffer size would hold that much less and flush that much
- * more often (more L0 files, more L0 compactions, more write
- * amplification).
+ * header holds ikey_len, so that a comparison decodes no varint. A
+ * comparison reads the first 16 bytes of the user key in place as two
+ * big-endian numbers, which settle most comparisons without memcmp.
+ * Sixteen, not eight: keys often share their first 8 bytes (the
+ * filesystem's block keys are 'B' + inode + block number, its directory
+ * entries 'D' + inode + name; zero-padded decimal keys), and then an
+ * 8-byte prefix settles nothing. Nodes keep no copy of those bytes in the
+ * header: a copy would make every node 16 bytes larger, about a tenth of
+ * a node with 100-byte values, and a memtable of a given write buffer
+ * size would hold that much less and flush that much more often (more L0
+ * files, more L0 compactions, more write amplification).
  *
  * Each memtable has three lists: point entries (PUT/DELETE), range
  * tombstones (key = start ikey with kind RANGE_DELETE, value = exclusive
