@@ -33,12 +33,12 @@
  * iterators read, but answering "which tombstones cover k?" from it means
  * scanning every tombstone that starts before k. So the writer also keeps
  * a third skiplist, the fragment index. Its nodes are boundaries, the user
- * keys where some tombstone starts or ends (entry = cover pointer | user
- * key | trailer 0). Boundary b owns the span [b, next boundary) and points
- * to its cover: the seqs of the tombstones covering that span, as an
- * immutable linked list, newest first. A point lookup is one skiplist
- * search for the last boundary <= k and a search of its cover for the
- * first seq <= read_seq, which jump pointers make O(log c) for c cells:
+ * keys where some tombstone starts or ends (after the header: user key |
+ * trailer 0 | padding to a multiple of 8 | cover pointer). Boundary b owns the
+ * span [b, next boundary) and points to its cover: the seqs of the tombstones
+ * covering that span, as an immutable linked list, newest first. A point lookup
+ * is one skiplist search for the last boundary <= k and a search of its cover
+ * for the first seq <= read_seq, which jump pointers make O(log c) for c cells:
  * exact at every snapshot. Adding [s, e) at seq q: make sure
  * boundaries exist at s and at e (a new boundary starts with a copy of
  * the cover pointer of the boundary before it, so a split changes no
@@ -260,10 +260,16 @@ static struct slice node_value(const struct mem_node *n)
 {
 	const uint8_t *p = node_key(n) + n->ikey_len;
 	uint32_t vlen = 0;
-	/* Our own encoding in our own memory: cannot be truncated. */
-	const uint8_t *v = get_varint32(p, p + 5, &vlen);
-	assert(v != NULL);
-	return slice_make(v, vlen);
+	/* Our own encoding in our own memory, so it ends within the node:
+	 * decoded byte by byte, with no end pointer that could lie past the
+	 * node's allocation. */
+	for (int shift = 0; shift < 35; shift += 7) {
+		uint8_t b = *p++;
+		vlen |= (uint32_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			break;
+	}
+	return slice_make(p, vlen);
 }
 
 static inline struct mem_node *node_next(const struct mem_node *n, int level)
@@ -1024,9 +1030,11 @@ static inline void prefetch_next(const struct mem_node *n)
 	x = atomic_load_explicit(&((struct mem_node *)n)->next0,
 				 memory_order_relaxed);
 	if (x) {
-		__builtin_prefetch(x);
-		__builtin_prefetch((const char *)x + 64);
-		__builtin_prefetch((const char *)x + 128);
+		/* addresses, not pointers: they may lie past the node */
+		uintptr_t a = (uintptr_t)x;
+		__builtin_prefetch((const void *)a);
+		__builtin_prefetch((const void *)(a + 64));
+		__builtin_prefetch((const void *)(a + 128));
 	}
 #else
 	(void)n;
