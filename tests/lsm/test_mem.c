@@ -535,6 +535,55 @@ static void test_long_shared_prefixes(void **state)
 	mem_unref(m);
 }
 
+/* Values whose lengths take 1 to 4 varint bytes, around each boundary:
+ * gets and a scan return every byte of each. */
+static int value_fn(void *ctx, struct slice ikey, struct slice value)
+{
+	(void)ikey;
+	*(struct slice *)ctx = value;
+	return 0;
+}
+
+static void test_value_lengths(void **state)
+{
+	static const size_t lens[] = {0,     1,     127,   128,     129,
+				      16383, 16384, 16385, 2097151, 2097152};
+	enum { N = sizeof(lens) / sizeof(lens[0]) };
+	struct memtable *m = mem_new();
+	uint8_t *buf = malloc(2097152);
+	assert_non_null(m);
+	assert_non_null(buf);
+	for (size_t i = 0; i < 2097152; i++)
+		buf[i] = (uint8_t)(i * 131 + 7);
+	for (size_t i = 0; i < N; i++) {
+		char key[8];
+		snprintf(key, sizeof(key), "v%02zu", i);
+		assert_int_equal(mem_add(m, i + 1, IKEY_PUT,
+					 slice_make(key, strlen(key)),
+					 slice_make(buf, lens[i])),
+				 0);
+	}
+	for (size_t i = 0; i < N; i++) {
+		char key[8];
+		struct slice v = {NULL, 0};
+		snprintf(key, sizeof(key), "v%02zu", i);
+		assert_int_equal(mem_get(m, slice_make(key, strlen(key)),
+					 UINT64_MAX, value_fn, &v),
+				 1);
+		assert_true(slice_eq(v, slice_make(buf, lens[i])));
+	}
+	struct ikv_iter *it = mem_iter_new(m);
+	size_t i = 0;
+	assert_non_null(it);
+	for (iter_first(it); iter_valid(it); iter_next(it), i++)
+		assert_true(slice_eq(iter_value(it), slice_make(buf, lens[i])));
+	assert_int_equal(i, N);
+	iter_free(it);
+	free(buf);
+	mem_unref(m);
+	(void)state;
+}
+
 static void test_get_random_vs_model(void **state)
 {
 	struct memtable *m = mem_new();
@@ -1604,6 +1653,7 @@ int main(void)
 		cmocka_unit_test(test_get_versions),
 		cmocka_unit_test(test_get_random_vs_model),
 		cmocka_unit_test(test_long_shared_prefixes),
+		cmocka_unit_test(test_value_lengths),
 		cmocka_unit_test(test_range_tombstones),
 		cmocka_unit_test(test_iterator_keeps_memtable_alive),
 		cmocka_unit_test(test_concurrent_writer_and_readers),
