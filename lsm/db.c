@@ -1086,6 +1086,20 @@ static void futex_wait(_Atomic uint32_t *word, uint32_t val)
 	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
 }
 
+/* Spins, yielding the CPU, while *p == val and until end_ns (checked
+ * every 8 rounds); true when *p moved. For waits of a fraction of a sync,
+ * which a sleep and a wake-up would cost as much as. */
+static bool spin_while(_Atomic int *p, int val, uint64_t end_ns)
+{
+	for (unsigned i = 1;; i++) {
+		if (atomic_load(p) != val)
+			return true;
+		if (i % 8 == 0 && now_ns() >= end_ns)
+			return false;
+		sched_yield();
+	}
+}
+
 static void futex_wake(_Atomic uint32_t *word, int n)
 {
 	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
@@ -1139,15 +1153,11 @@ static void gather_sync_group_locked(lsm_db *db, struct writer *w)
 	STAT_ADD(db, sync_gathers, 1);
 	while (!db->shutting_down &&
 	       queued_writers_locked(db, &blocked) < want && !blocked) {
-		uint32_t g = atomic_load(&db->gather_word);
+		int g = atomic_load(&db->gather_word);
 		if (now_ns() >= deadline)
 			break;
-		/* The wait is a fraction of a sync: spin, yielding the CPU,
-		 * instead of a sleep and a wake-up that cost as much. */
 		pthread_mutex_unlock(&db->mu);
-		while (atomic_load(&db->gather_word) == g &&
-		       now_ns() < deadline)
-			sched_yield();
+		spin_while(&db->gather_word, g, deadline);
 		pthread_mutex_lock(&db->mu);
 	}
 	db->gatherer = NULL;
@@ -1172,16 +1182,9 @@ void db_writer_queued_locked(lsm_db *db)
  * (db_writers_wake). */
 void db_writer_sleep(lsm_db *db, struct writer *w, uint64_t spin_ns)
 {
-	if (spin_ns) {
-		uint64_t end = now_ns() + spin_ns;
-		for (unsigned i = 1;; i++) {
-			if (atomic_load(&w->state) != WRITER_WAITING)
-				return;
-			if (i % 8 == 0 && now_ns() >= end)
-				break;
-			sched_yield();
-		}
-	}
+	if (spin_ns &&
+	    spin_while(&w->state, WRITER_WAITING, now_ns() + spin_ns))
+		return;
 	atomic_fetch_add(&db->wq_sleepers, 1);
 	for (;;) {
 		/* Read the word before the state: a waker sets the state,

@@ -124,11 +124,11 @@ struct lsm_db {
 	int manual_waiting; /* callers of compact_range waiting for files */
 	bool shutting_down;
 	struct writer *wq_head, *wq_tail;
-	struct writer *gatherer;      /* a sync leader waiting for writers */
-	int gather_want;              /* ... until this many are queued */
-	_Atomic uint32_t wq_word;     /* futex: queued writers sleep on it */
-	_Atomic int wq_sleepers;      /* ... how many do (not spinning) */
-	_Atomic uint32_t gather_word; /* bumped for the gatherer (spins) */
+	struct writer *gatherer;  /* a sync leader waiting for writers */
+	int gather_want;          /* ... until this many are queued */
+	_Atomic uint32_t wq_word; /* futex: queued writers sleep on it */
+	_Atomic int wq_sleepers;  /* ... how many do (not spinning) */
+	_Atomic int gather_word;  /* bumped for the gatherer (spins) */
 	int sync_writers;         /* writers seen around the last sync group */
 	uint64_t sync_ns;         /* moving average of a WAL sync's time */
 	struct lsm_batch group;   /* the leader's scratch batch */

@@ -263,6 +263,7 @@ static int posix_wfile_flush(struct env_wfile *wf)
  * syncs that zeroes ahead (larger ones write many blocks per sync anyway,
  * so their block conversions share one journal commit). */
 #define POSIX_ZERO_AHEAD ((uint64_t)64 << 10)
+#define POSIX_BLOCK ((uint64_t)4096) /* the file system's block size */
 #define POSIX_ZERO_SMALL ((uint64_t)16 << 10)
 
 /* Before syncing small appends into reserved space: once the block after
@@ -276,9 +277,9 @@ static void pw_zero_ahead(struct posix_wfile *f)
 	/* Never written; not const, so it sits in .bss instead of adding
 	 * 64 KiB of zeros to the library. */
 	static uint8_t zeros[POSIX_ZERO_AHEAD];
-	uint64_t from = (f->size + 4095) & ~(uint64_t)4095, to;
+	uint64_t from = (f->size + POSIX_BLOCK - 1) & ~(POSIX_BLOCK - 1), to;
 	if (!f->reserved || f->size - f->synced_size > POSIX_ZERO_SMALL ||
-	    from + 4096 <= f->zeroed)
+	    from + POSIX_BLOCK <= f->zeroed)
 		return;
 	if (from < f->zeroed)
 		from = f->zeroed;
