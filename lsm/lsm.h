@@ -130,15 +130,23 @@ typedef struct lsm_options {
 
 	lsm_compaction_style compaction_style; /* LSM_COMPACTION_LEVELED */
 	/* Size-tiered: sorted runs (each L0 file, each non-empty level) of
-	 * similar size are merged, level0_compaction_trigger runs start it. */
-	uint32_t min_merge_width;    /* 2: fewest runs merged at once (>= 2) */
+	 * similar size are merged, level0_compaction_trigger runs start it.
+	 * min_merge_width is the fanout: runs of one size class wait until
+	 * that many can merge into one run as many times larger, so a byte
+	 * is rewritten about once each time the store grows that many times
+	 * over; a class keeps up to min_merge_width - 1 runs for reads to
+	 * probe. */
+	uint32_t min_merge_width;    /* 8: fewest runs merged at once (>= 2) */
 	uint32_t max_merge_width;    /* UINT32_MAX: most runs merged at once */
-	uint32_t size_ratio_percent; /* 1: a run joins a merge when it is at
+	uint32_t size_ratio_percent; /* 100: a run joins a merge when it is at
 				      * most this much larger than the
-				      * runs before it together (0..10000) */
-	/* 200: merge everything into the last run once the other runs hold
-	 * more than this percentage of its size (space amplification bound;
-	 * 1..100000). */
+				      * average of the runs before it
+				      * (0..10000) */
+	/* 200: merge everything into the last run once the entries that
+	 * merge would drop (older versions of keys, deletes and what they
+	 * hide; estimated from distinct-key sketches of the files) are more
+	 * than this percentage of the entries it would keep (space
+	 * amplification bound; 1..100000). */
 	uint32_t max_size_amplification_percent;
 	/* Time-window: files are grouped into windows of their write time;
 	 * a closed window is merged into one file. */

@@ -36,9 +36,9 @@ void lsm_options_init(lsm_options *o)
 	o->soft_pending_compaction_bytes = 64ull << 30;
 	o->hard_pending_compaction_bytes = 256ull << 30;
 	o->compaction_style = LSM_COMPACTION_LEVELED;
-	o->min_merge_width = 2;
+	o->min_merge_width = 8;
 	o->max_merge_width = UINT32_MAX;
-	o->size_ratio_percent = 1;
+	o->size_ratio_percent = 100;
 	o->max_size_amplification_percent = 200;
 	o->window_seconds = 3600;
 	o->ttl_seconds = 0;

@@ -6,9 +6,13 @@
  *    written) / user bytes, and the same with WAL bytes added ("-wal");
  *  - blob garbage: bytes of blob values no reference needs any more, of
  *    the bytes the tree ever referenced in the live blob files;
- *  - space amplification = bytes of all SSTs / bytes of the last
- *    non-empty level (which holds the newest version of nearly every key
- *    once compaction has caught up);
+ *  - space amplification = bytes of all SSTs / the bytes their live
+ *    share would take: the share of point entries that are neither
+ *    deletes nor older versions of a key, estimated from the files'
+ *    distinct-key sketches (compact_live_share; at most 1000). A store
+ *    with files written before sketches were kept uses the bytes of the
+ *    last non-empty level instead (which holds the newest version of
+ *    nearly every key once leveled compaction has caught up);
  *  - read amplification = sorted runs a point read may probe (L0 files
  *    plus non-empty levels), a gauge of the current tree;
  * each also as an integer times 1000 for lsm_property_u64().
@@ -79,6 +83,7 @@ static void derive(lsm_db *db, struct derived *d)
 		     STAT_GET(db, compaction_bytes_written) +
 		     STAT_GET(db, blob_bytes_written) +
 		     STAT_GET(db, blob_gc_bytes);
+	double live;
 	memset(d, 0, sizeof(*d));
 	d->user = user;
 	for (int l = 0; l < LSM_MAX_LEVELS; l++) {
@@ -96,6 +101,7 @@ static void derive(lsm_db *db, struct derived *d)
 		d->mem_bytes += mem_usage(sv->imm[i]);
 	d->imm_count = (uint64_t)sv->n_imm;
 	d->read_amp = compact_sorted_runs(sv->v);
+	live = compact_live_share(sv->v);
 	db_sv_put(sv);
 	pthread_mutex_lock(&db->mu); /* blob counters change under it */
 	for (size_t i = 0; db->vs && i < db->vs->current->n_blobs; i++) {
@@ -113,7 +119,14 @@ static void derive(lsm_db *db, struct derived *d)
 	d->wamp_x1000 = user ? w * 1000 / user : 0;
 	d->wamp_wal_x1000 =
 		user ? (w + STAT_GET(db, wal_bytes)) * 1000 / user : 0;
-	d->samp_x1000 = d->last_level_bytes
+	if (live >= 0)
+		d->samp_x1000 =
+			d->sst_bytes ? (uint64_t)(1000.0 /
+						  (live > 0.001 ? live : 0.001))
+				     : 0;
+	else
+		d->samp_x1000 =
+			d->last_level_bytes
 				? d->sst_bytes * 1000 / d->last_level_bytes
 				: 0;
 }
@@ -191,7 +204,7 @@ static void stats_text(lsm_db *db, struct tbuf *b)
 	tb_printf(b, "%-26s %10llu.%03llu  # %s\n", "space_amplification",
 		  (unsigned long long)(d.samp_x1000 / 1000),
 		  (unsigned long long)(d.samp_x1000 % 1000),
-		  "SST bytes / bytes of the last non-empty level");
+		  "SST bytes / estimated live bytes");
 	tb_printf(b, "%-26s %14llu  # %s\n", "blob_files",
 		  (unsigned long long)d.blob_files, "live blob files");
 	tb_printf(b, "%-26s %14llu  # %s\n", "blob_file_bytes",

@@ -243,6 +243,8 @@ static int close_output(struct out_state *s, const struct slice *upper)
 	f->num_range_dels = props.num_range_deletions;
 	f->time_lo = s->o->wopts.time_lo;
 	f->time_hi = s->o->wopts.time_hi;
+	f->sketch = props.sketch; /* moves to the file */
+	props.sketch = NULL;
 	s->res->bytes_written += props.file_size;
 	sst_props_release(&props);
 	rc = result_push(s->res, f);

@@ -109,6 +109,11 @@ int compact_ttl_expired(const struct version *v, const struct pick_opts *o,
  * all of them, except under time-window: those of the open window. */
 size_t compact_stall_files(const struct version *v, const struct pick_opts *o,
 			   uint64_t now_us);
+/* The share of the point entries that are live: neither a delete nor an
+ * older version of a key that another entry holds, estimated from the
+ * files' distinct-key sketches (util/sketch.h). 1 for an empty store; -1
+ * when a file has no sketch (written before sketches were kept). */
+double compact_live_share(const struct version *v);
 /* Sorted runs a point read may probe: L0 files plus non-empty levels. */
 unsigned compact_sorted_runs(const struct version *v);
 

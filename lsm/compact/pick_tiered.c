@@ -13,20 +13,29 @@
  *
  * Size-tiered. The sorted runs, newest first, are the L0 files and then
  * the non-empty levels 1..6. Once level0_trigger L0 files wait (or there
- * are level0_trigger + 6 runs):
- *  a. space bound: if the runs above the last one hold more than
- *     max_size_amp_percent of the last run's bytes, all runs merge into
- *     the last level;
- *  b. size ratio: from the newest free run, a run joins while it is at
- *     most (100 + size_ratio_percent)% of the runs before it together,
- *     up to max_merge_width runs; min_merge_width runs or more merge.
- *     The last run joins only through rule a;
- *  c. from level0_trigger + 6 runs on, the cheapest age-adjacent set
- *     (fewest bytes) of enough runs to bring the count back below that
- *     merges (at least min_merge_width runs).
- * Waiting for level0_trigger new runs (not 2) before merging makes the
- * first merge of every byte level0_trigger files wide instead of a
- * binary counter of pairwise merges: fewer rewrites per byte.
+ * are count_limit() runs):
+ *  a. space bound: if the point entries a merge of every run would drop
+ *     (older versions of keys, deletes and what they hide: entries
+ *     against the distinct keys of the files' sketches, util/sketch.h)
+ *     are more than max_size_amp_percent of those it would keep, all
+ *     runs merge into the last level. A store that only grows never
+ *     pays for such a merge. Files without a sketch (written before
+ *     sketches were kept) fall back to the runs above the last one
+ *     against the last one's bytes;
+ *  b. size classes: from the newest free run, a run joins while it is at
+ *     most (100 + size_ratio_percent)% of the average of the runs before
+ *     it, up to max_merge_width runs; min_merge_width runs or more merge.
+ *     Runs of one class merge together into a run about min_merge_width
+ *     times larger, which waits for as many of its own size: each byte
+ *     is rewritten about once per factor of min_merge_width the store
+ *     grows by (log base min_merge_width of store / flush times), never
+ *     pairwise into every larger run. A class holds at most
+ *     min_merge_width - 1 runs at rest;
+ *  c. from count_limit() runs on, the cheapest age-adjacent set (fewest
+ *     bytes) of enough runs to bring the count back below that merges
+ *     (at least min_merge_width runs).
+ * Writers slow for the longest class of L0 files (compact_stall_files),
+ * not for all of them: runs at rest owe nothing.
  * A merge is written to the level of its oldest run; when its oldest run
  * is the oldest L0 file it goes to the deepest empty level above the
  * first non-empty one (L0 itself if L1 holds data); when older L0 files
@@ -37,7 +46,8 @@
  * segments of consecutive files; the window holding now is open. A
  * closed segment of two or more files merges into one L0 file (oldest
  * segment first); in the open segment, from level0_trigger files on,
- * rules b and c apply among its files. Levels >= 1 (left by another
+ * rules b and c apply among its files, with level0_trigger as the merge
+ * width. Levels >= 1 (left by another
  * strategy) are never compacted, only expired.
  *
  * TTL. A file whose time_hi is older than now - ttl goes (whole, no
@@ -60,6 +70,7 @@
 #include "compact/compact_int.h"
 
 #include "util/ikey.h"
+#include "util/sketch.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -157,8 +168,18 @@ static int make_merge(struct version *v, const struct pick_opts *o,
 	return 0;
 }
 
-/* Rule b over runs r[lo..hi): the first age-adjacent free set of similar
- * sizes. Returns true and [*s, *e] when found. */
+/* Does a run of `size` bytes join a size class of `cnt` runs holding
+ * `sum`? While it is at most (100 + size_ratio_percent)% of their
+ * average (rule b). */
+static bool joins(const struct pick_opts *o, uint64_t size, uint64_t sum,
+		  size_t cnt)
+{
+	return (double)size * 100.0 * (double)cnt <=
+	       (double)sum * (100.0 + o->size_ratio_percent);
+}
+
+/* Rule b over runs r[lo..hi): the first age-adjacent free set of runs of
+ * one size class. Returns true and [*s, *e] when found. */
 static bool pick_ratio(const struct pick_opts *o, const struct run *r,
 		       size_t lo, size_t hi, size_t *s, size_t *e)
 {
@@ -169,10 +190,8 @@ static bool pick_ratio(const struct pick_opts *o, const struct run *r,
 			continue;
 		sum = r[i].size;
 		for (k = i + 1; k < hi; k++) {
-			if (r[k].busy || k - i >= o->max_merge_width)
-				break;
-			if ((double)r[k].size * 100.0 >
-			    (double)sum * (100.0 + o->size_ratio_percent))
+			if (r[k].busy || k - i >= o->max_merge_width ||
+			    !joins(o, r[k].size, sum, k - i))
 				break;
 			sum += r[k].size;
 		}
@@ -214,10 +233,99 @@ static bool pick_count(const struct pick_opts *o, const struct run *r,
 
 /* Rule c applies from this many runs on: level0_trigger L0 files on top
  * of a run in every level, so that new runs are merged level0_trigger
- * at a time rather than one by one into a larger run. */
+ * at a time rather than one by one into a larger run. Size-tiered keeps
+ * up to min_merge_width - 1 runs of each size class at rest, so it
+ * allows two more runs per class for each step of the width above 2. */
 static size_t count_limit(const struct pick_opts *o)
 {
-	return (size_t)o->level0_trigger + (size_t)o->num_levels - 1;
+	size_t lim = (size_t)o->level0_trigger + (size_t)o->num_levels - 1;
+	if (o->style == LSM_COMPACTION_TIERED)
+		lim += 2 * ((size_t)o->min_merge_width - 2);
+	return lim;
+}
+
+/* The point entries of a set of files: their sketches' union, how many
+ * entries and deletes they hold, and whether a file had no sketch. */
+struct tally {
+	uint8_t u[SKETCH_REGS];
+	uint64_t n, del;
+	bool unknown;
+};
+
+static void tally_add(struct tally *t, const struct file_meta *f)
+{
+	if (!f->sketch) {
+		t->unknown = true;
+		return;
+	}
+	sketch_union(t->u, f->sketch);
+	t->n += f->num_entries;
+	t->del += f->num_deletions;
+}
+
+/* Entries that repeat a key another entry of the set holds. */
+static double tally_dups(const struct tally *t)
+{
+	double d = (double)t->n - sketch_estimate(t->u);
+	return d > 0 ? d : 0;
+}
+
+/* Rule a's measure: the point entries a merge of every run into the last
+ * one would drop (older versions of a key, and the deletes above the last
+ * run with what they hide) as a percentage of those it would keep. What
+ * the last run holds twice (versions a snapshot keeps) stays after the
+ * merge too, so it is not counted. Returns -1 when a file has no
+ * sketch. */
+static double garbage_percent(const struct version *v, const struct run *last)
+{
+	struct tally all = {0}, lr = {0};
+	double dup, garbage;
+
+	for (int l = 0; l < LSM_MAX_LEVELS; l++)
+		for (size_t i = 0; i < v->n_files[l]; i++) {
+			tally_add(&all, v->files[l][i]);
+			if (l == last->level && (l != 0 || i == last->idx))
+				tally_add(&lr, v->files[l][i]);
+		}
+	if (all.unknown)
+		return -1;
+	dup = tally_dups(&all) - tally_dups(&lr);
+	garbage = (dup > 0 ? dup : 0) + (double)(all.del - lr.del);
+	if (garbage >= (double)all.n)
+		return 1e9;
+	return garbage * 100.0 / ((double)all.n - garbage);
+}
+
+double compact_live_share(const struct version *v)
+{
+	struct tally all = {0};
+	double live;
+	for (int l = 0; l < LSM_MAX_LEVELS; l++)
+		for (size_t i = 0; i < v->n_files[l]; i++)
+			tally_add(&all, v->files[l][i]);
+	if (all.unknown)
+		return -1;
+	if (!all.n)
+		return 1;
+	live = (double)all.n - tally_dups(&all) - (double)all.del;
+	return live > 0 ? live / (double)all.n : 0;
+}
+
+/* Rule a: must every run merge into the last one? By estimated garbage
+ * when every file has a sketch; otherwise (files written before sketches
+ * were kept) by the runs above the last one against its size, which
+ * counts new keys as garbage too. */
+static bool over_space_bound(const struct version *v, const struct pick_opts *o,
+			     const struct run *r, size_t n)
+{
+	double pct = garbage_percent(v, &r[n - 1]);
+	uint64_t newer = 0;
+	if (pct >= 0)
+		return pct > (double)o->max_size_amp_percent;
+	for (size_t i = 0; i + 1 < n; i++)
+		newer += r[i].size;
+	return (double)newer * 100.0 >
+	       (double)o->max_size_amp_percent * (double)r[n - 1].size;
 }
 
 int compact_pick_tiered(struct version *v, const struct pick_opts *o,
@@ -235,23 +343,16 @@ int compact_pick_tiered(struct version *v, const struct pick_opts *o,
 	    (v->n_files[0] < (size_t)o->level0_trigger && n < count_limit(o)))
 		goto out;
 	{ /* a. the space bound */
-		uint64_t newer = 0;
 		bool busy = false;
 		for (size_t i = 0; i < n; i++)
 			busy |= r[i].busy;
-		for (size_t i = 0; i + 1 < n; i++)
-			newer += r[i].size;
-		if (!busy &&
-		    (double)newer * 100.0 > (double)o->max_size_amp_percent *
-						    (double)r[n - 1].size) {
+		if (!busy && over_space_bound(v, o, r, n)) {
 			rc = make_merge(v, o, r, 0, n - 1, COMPACT_TIERED_FULL,
 					out);
 			goto out;
 		}
 	}
-	/* The last run joins only through rule a: rewriting the biggest run
-	 * for the sake of a ratio is what makes tiering expensive. */
-	if (pick_ratio(o, r, 0, n - 1, &s, &e) ||
+	if (pick_ratio(o, r, 0, n, &s, &e) ||
 	    (n >= count_limit(o) &&
 	     pick_count(o, r, 0, n, n - count_limit(o) + 2, &s, &e)))
 		rc = make_merge(v, o, r, s, e, COMPACT_TIERED, out);
@@ -307,13 +408,21 @@ int compact_pick_window(struct version *v, const struct pick_opts *o,
 		rc = make_merge(v, o, r, best_s, best_e, COMPACT_WINDOW, out);
 		goto out;
 	}
-	/* The open window: the newest segment, if it is not closed. */
+	/* The open window: the newest segment, if it is not closed. Its
+	 * files merge level0_trigger at a time: it is merged again when it
+	 * closes, so a wider fanout would only leave more files to read. */
 	if (window_of(v->files[0][0], o) >= cur) {
 		size_t j = segment_end(v, o, 0);
+		struct pick_opts wo = *o;
+		wo.min_merge_width =
+			o->level0_trigger > 2 ? (uint32_t)o->level0_trigger : 2;
+		if (wo.max_merge_width < wo.min_merge_width)
+			wo.max_merge_width = wo.min_merge_width;
 		if (j >= (size_t)o->level0_trigger &&
-		    (pick_ratio(o, r, 0, j, &s, &e) ||
-		     (j >= count_limit(o) &&
-		      pick_count(o, r, 0, j, j - count_limit(o) + 2, &s, &e))))
+		    (pick_ratio(&wo, r, 0, j, &s, &e) ||
+		     (j >= count_limit(&wo) &&
+		      pick_count(&wo, r, 0, j, j - count_limit(&wo) + 2, &s,
+				 &e))))
 			rc = make_merge(v, o, r, s, e, COMPACT_WINDOW, out);
 	}
 out:
@@ -431,6 +540,22 @@ size_t compact_stall_files(const struct version *v, const struct pick_opts *o,
 			   uint64_t now_us)
 {
 	size_t n0 = v->n_files[0];
+	if (o->style == LSM_COMPACTION_TIERED && n0) {
+		/* A size class at rest holds fewer than min_merge_width
+		 * runs; one that compaction lags behind grows. The longest
+		 * class of L0 files counts, not all of them. */
+		size_t most = 0;
+		for (size_t i = 0, k; i < n0; i = k) {
+			uint64_t sum = v->files[0][i]->size;
+			for (k = i + 1; k < n0 && joins(o, v->files[0][k]->size,
+							sum, k - i);
+			     k++)
+				sum += v->files[0][k]->size;
+			if (k - i > most)
+				most = k - i;
+		}
+		return most;
+	}
 	if (o->style != LSM_COMPACTION_TIME_WINDOW || n0 == 0)
 		return n0;
 	if (window_of(v->files[0][0], o) < now_us / o->window_us)
@@ -443,19 +568,28 @@ uint64_t compact_pending_bytes_other(const struct version *v,
 {
 	uint64_t pending = 0;
 	if (o->style == LSM_COMPACTION_TIERED) {
-		unsigned runs = compact_sorted_runs(v);
-		int last = -1;
-		if (runs < (unsigned)o->level0_trigger)
-			return 0;
-		/* Everything above the last run waits to be merged. */
-		for (int l = 0; l < LSM_MAX_LEVELS; l++)
-			if (v->level_bytes[l])
-				last = l;
-		for (int l = 0; l < last; l++)
-			pending += v->level_bytes[l];
-		if (last == 0 && v->n_files[0])
-			pending = v->level_bytes[0] -
-				  v->files[0][v->n_files[0] - 1]->size;
+		/* What rule a or b would merge now: every run past the space
+		 * bound, else the classes of min_merge_width runs or more. */
+		struct run *r =
+			malloc((v->n_files[0] + LSM_MAX_LEVELS) * sizeof(*r));
+		size_t n;
+		if (!r) /* an estimate: the L0 bytes will do */
+			return v->level_bytes[0];
+		n = collect_runs(v, o, r);
+		for (size_t i = 0, k; i < n; i = k) {
+			uint64_t sum = r[i].size;
+			for (k = i + 1;
+			     k < n && joins(o, r[k].size, sum, k - i); k++)
+				sum += r[k].size;
+			if (k - i >= o->min_merge_width)
+				pending += sum;
+		}
+		if (n >= 2 && over_space_bound(v, o, r, n)) {
+			pending = 0;
+			for (size_t i = 0; i < n; i++)
+				pending += r[i].size;
+		}
+		free(r);
 		return pending;
 	}
 	/* Time-window: closed segments of several files are rewritten. */

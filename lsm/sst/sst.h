@@ -49,6 +49,10 @@ struct sst_props {
 	uint8_t *rd_smallest; /* smallest range-deletion start internal key */
 	uint8_t *rd_largest;  /* largest range-deletion END USER KEY */
 	size_t rd_smallest_len, rd_largest_len;
+	/* The writer's distinct-key sketch of the point entries
+	 * (util/sketch.h, SKETCH_REGS bytes); NULL when read from a file,
+	 * which does not store it. */
+	uint8_t *sketch;
 };
 
 void sst_props_release(struct sst_props *p);

@@ -33,6 +33,7 @@
 #include "sst/sst_int.h"
 #include "util/coding.h"
 #include "util/ikey.h"
+#include "util/sketch.h"
 #include "util/status.h"
 
 #include <errno.h>
@@ -77,7 +78,9 @@ void sst_props_release(struct sst_props *p)
 	free(p->largest);
 	free(p->rd_smallest);
 	free(p->rd_largest);
+	free(p->sketch);
 	p->smallest = p->largest = p->rd_smallest = p->rd_largest = NULL;
+	p->sketch = NULL;
 	p->smallest_len = p->largest_len = 0;
 	p->rd_smallest_len = p->rd_largest_len = 0;
 }
@@ -131,12 +134,16 @@ int sstw_open(lsm_env *env, const char *path, const struct sst_writer_opts *o,
 	if (!w)
 		return -ENOMEM;
 	w->path = strdup(path);
-	if (!w->path) {
+	w->p.sketch = calloc(1, SKETCH_REGS);
+	if (!w->path || !w->p.sketch) {
+		free(w->p.sketch);
+		free(w->path);
 		free(w);
 		return -ENOMEM;
 	}
 	int rc = env_new_wfile(env, path, &w->f);
 	if (rc) {
+		free(w->p.sketch);
 		free(w->path);
 		free(w);
 		return rc;
@@ -292,9 +299,11 @@ int sstw_add(struct sst_writer *w, struct slice ikey, struct slice value)
 	if (w->has_pending_index &&
 	    add_index_entry(w, separator(w, last, ikey)))
 		return w->status;
-	if (w->o.bloom_bits_per_key > 0 &&
-	    (is_first || !slice_eq(ikey_user(last), ikey_user(ikey)))) {
-		if (w->n_hashes == w->hashes_cap) {
+	if (is_first || !slice_eq(ikey_user(last), ikey_user(ikey))) {
+		uint64_t hash = bloom_hash(ikey_user(ikey));
+		sketch_add(w->p.sketch, hash);
+		if (w->o.bloom_bits_per_key > 0 &&
+		    w->n_hashes == w->hashes_cap) {
 			size_t nc = w->hashes_cap ? w->hashes_cap * 2 : 1024;
 			uint64_t *h = realloc(w->hashes, nc * sizeof(*h));
 			if (!h)
@@ -302,7 +311,8 @@ int sstw_add(struct sst_writer *w, struct slice ikey, struct slice value)
 			w->hashes = h;
 			w->hashes_cap = nc;
 		}
-		w->hashes[w->n_hashes++] = bloom_hash(ikey_user(ikey));
+		if (w->o.bloom_bits_per_key > 0)
+			w->hashes[w->n_hashes++] = hash;
 	}
 	int rc = block_builder_add(&w->data, ikey, value);
 	if (rc || grow(&w->last, &w->last_cap, ikey.len))
@@ -537,6 +547,7 @@ int sstw_finish(struct sst_writer *w, struct sst_props *props)
 		/* ownership of the key copies moves to the caller */
 		w->p.smallest = w->p.largest = NULL;
 		w->p.rd_smallest = w->p.rd_largest = NULL;
+		w->p.sketch = NULL;
 	}
 	writer_free(w);
 	return rc;

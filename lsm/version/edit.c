@@ -15,6 +15,7 @@
 
 #include "util/coding.h"
 #include "util/ikey.h"
+#include "util/sketch.h"
 #include "util/status.h"
 
 #include <stdlib.h>
@@ -33,6 +34,7 @@ enum edit_tag {
 	TAG_COMPACTION_STYLE = 10, /* lsm_compaction_style */
 	TAG_BLOB_FILE = 11,    /* number, size, linked count and bytes, keys */
 	TAG_BLOB_GARBAGE = 12, /* number, count, bytes */
+	TAG_FILE_SKETCH = 13,  /* number, sketch of a file added before it */
 };
 
 /* The highest lsm_compaction_style this code knows. */
@@ -198,6 +200,8 @@ static void ob_bytes(struct obuf *b, const uint8_t *p, size_t n)
  *   level, number, size, smallest (len+bytes), largest (len+bytes),
  *   smallest_seq, largest_seq, num_entries, num_deletions,
  *   num_range_dels, time_lo, time_hi      -- all varints
+ * and, when the file has a sketch, TAG_FILE_SKETCH: number, sketch
+ * (len+bytes), later in the same record.
  */
 int edit_encode(const struct version_edit *e, uint8_t **buf, size_t *len)
 {
@@ -238,6 +242,11 @@ int edit_encode(const struct version_edit *e, uint8_t **buf, size_t *len)
 		ob_varint(&b, f->num_range_dels);
 		ob_varint(&b, f->time_lo);
 		ob_varint(&b, f->time_hi);
+		if (f->sketch) {
+			ob_varint(&b, TAG_FILE_SKETCH);
+			ob_varint(&b, f->number);
+			ob_bytes(&b, f->sketch, SKETCH_REGS);
+		}
 	}
 	for (size_t i = 0; i < e->n_blobs_added; i++) {
 		const struct blob_meta *bm = e->blobs_added[i].b;
@@ -371,6 +380,37 @@ static int dec_new_file(struct dec *d, struct version_edit *e)
 	return rc;
 }
 
+/* A sketch belongs to a file the same record added before it. */
+static int dec_sketch(struct dec *d, struct version_edit *e)
+{
+	uint64_t number = 0;
+	struct slice sk;
+	struct file_meta *f = NULL;
+	int rc;
+
+	if ((rc = dec_varint(d, &number, "sketch file number")) ||
+	    (rc = dec_bytes(d, &sk, "sketch")))
+		return rc;
+	for (size_t i = e->n_added; i-- > 0;)
+		if (e->added[i].f && e->added[i].f->number == number) {
+			f = e->added[i].f;
+			break;
+		}
+	if (!f || f->sketch || !sketch_valid(sk.p, sk.len))
+		return LSM_CORRUPT("%s: record at offset %llu: %s sketch for "
+				   "file %llu",
+				   d->path, (unsigned long long)d->off,
+				   !f          ? "a stray"
+				   : f->sketch ? "a second"
+					       : "an invalid",
+				   (unsigned long long)number);
+	f->sketch = malloc(SKETCH_REGS);
+	if (!f->sketch)
+		return -ENOMEM;
+	memcpy(f->sketch, sk.p, SKETCH_REGS);
+	return 0;
+}
+
 static int dec_blob(struct dec *d, struct version_edit *e, bool garbage)
 {
 	uint64_t number = 0, size = 0, count = 0, bytes = 0;
@@ -484,6 +524,9 @@ int edit_decode(struct version_edit *e, const uint8_t *p, size_t len,
 			break;
 		case TAG_NEW_FILE:
 			rc = dec_new_file(&d, e);
+			break;
+		case TAG_FILE_SKETCH:
+			rc = dec_sketch(&d, e);
 			break;
 		case TAG_SNAPSHOT:
 			rc = dec_snapshot(&d, e);

@@ -80,6 +80,7 @@ void file_meta_unref(struct file_meta *f)
 	}
 	free(f->smallest);
 	free(f->largest);
+	free(f->sketch);
 	free(f);
 }
 

@@ -46,6 +46,10 @@ struct file_meta {
 	uint64_t smallest_seq, largest_seq;
 	uint64_t num_entries, num_deletions, num_range_dels;
 	uint64_t time_lo, time_hi; /* microseconds */
+	/* Distinct-key sketch of the point keys (util/sketch.h,
+	 * SKETCH_REGS bytes); NULL when the manifest has none (a file
+	 * written before sketches were kept). */
+	uint8_t *sketch;
 	/* Protected by the database mutex. */
 	bool being_compacted;
 	/* Set (under the mutex, before the edit that drops the file is

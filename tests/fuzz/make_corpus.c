@@ -26,6 +26,7 @@
 #include "util/coding.h"
 #include "util/hash.h"
 #include "util/ikey.h"
+#include "util/sketch.h"
 #include "version/version.h"
 #include "wal/wal.h"
 
@@ -146,7 +147,8 @@ static void manifest_seeds(const char *store)
 	snprintf(path, sizeof(path), "%s/MANIFEST-000006", store);
 	log_payloads(path, "fuzz_manifest", "golden");
 
-	/* An edit with deletions and a file bounded by sentinels. */
+	/* An edit with deletions and a file bounded by sentinels, with a
+	 * distinct-key sketch (tag 13). */
 	struct version_edit e;
 	uint8_t sm[16], lg[16], *buf = NULL;
 	size_t len = 0;
@@ -167,6 +169,11 @@ static void manifest_seeds(const char *store)
 	f->smallest_seq = 3;
 	f->largest_seq = 17;
 	f->num_entries = 9;
+	f->sketch = calloc(1, SKETCH_REGS);
+	if (!f->sketch)
+		die("sketch", -ENOMEM);
+	for (uint64_t k = 1; k <= 9; k++)
+		sketch_add(f->sketch, k * 0x9E3779B97F4A7C15ull);
 	if ((rc = edit_add_file(&e, 3, f)) ||
 	    (rc = edit_delete_file(&e, 1, 4)) ||
 	    (rc = edit_delete_file(&e, 6, 8)) ||

@@ -29,9 +29,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "compact/compact.h"
 #include "env/env.h"
 #include "lsm.h"
 #include "testutil.h"
+#include "util/coding.h"
+#include "util/sketch.h"
 #include "version/version.h"
 
 /* This test sets every style itself. */
@@ -253,15 +256,30 @@ static void test_options_validated(void **state)
 	expect_bad(&o, "ttl_seconds");
 	/* the defaults */
 	lsm_options_init(&o);
-	assert_int_equal(o.min_merge_width, 2);
+	assert_int_equal(o.min_merge_width, 8);
 	assert_int_equal(o.max_merge_width, UINT32_MAX);
-	assert_int_equal(o.size_ratio_percent, 1);
+	assert_int_equal(o.size_ratio_percent, 100);
 	assert_int_equal(o.max_size_amplification_percent, 200);
 	assert_int_equal(o.window_seconds, 3600);
 	assert_int_equal(o.ttl_seconds, 0);
 }
 
 /* ---- size-tiered ---- */
+
+/* 0..n-1 in a random order (malloc'd). */
+static unsigned *shuffled(unsigned n, uint64_t *rs)
+{
+	unsigned *perm = malloc(n * sizeof(*perm));
+	assert_non_null(perm);
+	for (unsigned i = 0; i < n; i++)
+		perm[i] = i;
+	for (unsigned i = n - 1; i > 0; i--) {
+		unsigned j = (unsigned)rnd_below(rs, i + 1), t = perm[i];
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	return perm;
+}
 
 /* Inserts `n` distinct keys in a random order under a style (the shape of
  * lsm-bench's fill); returns W-amp x1000, and the sorted runs once
@@ -272,16 +290,8 @@ static uint64_t run_fill(lsm_compaction_style s, unsigned n, uint64_t *runs_out)
 	lsm_options o;
 	lsm_db *db = NULL;
 	uint64_t rs = 42, wamp;
-	unsigned *perm = malloc(n * sizeof(*perm));
+	unsigned *perm = shuffled(n, &rs);
 	uint8_t v[100];
-	assert_non_null(perm);
-	for (unsigned i = 0; i < n; i++)
-		perm[i] = i;
-	for (unsigned i = n - 1; i > 0; i--) {
-		unsigned j = (unsigned)rnd_below(&rs, i + 1), t = perm[i];
-		perm[i] = perm[j];
-		perm[j] = t;
-	}
 	small_opts(&o, s);
 	make_test_dir(dir, sizeof(dir), "strat-fill");
 	assert_int_equal(lsm_open(dir, &o, &db), 0);
@@ -357,6 +367,170 @@ static void test_tiered_writes_less(void **state)
 	assert_true(wt < wl);
 	/* settled: under the count limit of rule c (trigger 4 + 6 levels) */
 	assert_true(runs_t < 4 + 6);
+}
+
+/* Puts keys g%06u of perm[0..n) with values whose first byte is `round`. */
+static void put_round(lsm_db *db, const unsigned *perm, unsigned n,
+		      uint8_t round, uint64_t *rs)
+{
+	uint8_t v[100];
+	for (unsigned i = 0; i < n; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "g%06u", perm[i]);
+		for (size_t j = 0; j < sizeof(v); j++)
+			v[j] = (uint8_t)rnd(rs);
+		v[0] = round;
+		assert_int_equal(lsm_put(db, k, strlen(k), v, sizeof(v), 0), 0);
+	}
+}
+
+/* Every key g000000..g(n-1) holds a value of `round`, or none is left. */
+static void check_round(lsm_db *db, unsigned n, int round)
+{
+	lsm_iter *it = NULL;
+	unsigned cnt = 0;
+	assert_int_equal(lsm_iter_new(db, NULL, &it), 0);
+	for (lsm_iter_first(it); lsm_iter_valid(it); lsm_iter_next(it)) {
+		size_t kl, vl;
+		const char *k = lsm_iter_key(it, &kl);
+		const uint8_t *v = lsm_iter_value(it, &vl);
+		char want[16];
+		snprintf(want, sizeof(want), "g%06u", cnt++);
+		assert_true(round >= 0);
+		assert_int_equal(kl, strlen(want));
+		assert_memory_equal(k, want, kl);
+		assert_int_equal(vl, 100);
+		assert_int_equal(v[0], round);
+	}
+	assert_int_equal(lsm_iter_status(it), 0);
+	lsm_iter_free(it);
+	assert_int_equal(cnt, round >= 0 ? n : 0);
+}
+
+/* The space bound counts garbage, not size: a store that only grows
+ * never merges everything, though its newer runs outgrow the last one
+ * many times over (the bound is 50%); once every key is overwritten
+ * twice, or deleted, it does. */
+static void test_tiered_bound_counts_garbage(void **state)
+{
+	enum { N = 30000 };
+	char dir[512];
+	lsm_options o;
+	lsm_db *db = NULL;
+	uint64_t rs = 7, full, sst_full;
+	unsigned *perm = shuffled(N, &rs);
+	(void)state;
+	small_opts(&o, LSM_COMPACTION_TIERED);
+	o.min_merge_width = 4;
+	o.max_size_amplification_percent = 50;
+	make_test_dir(dir, sizeof(dir), "strat-garbage");
+	assert_int_equal(lsm_open(dir, &o, &db), 0);
+
+	put_round(db, perm, N, 1, &rs);
+	assert_int_equal(lsm_flush(db), 0);
+	wait_quiet(db);
+	assert_true(prop(db, "lsm.tiered-merges") > 0);
+	assert_int_equal(prop(db, "lsm.tiered-full-merges"), 0);
+	/* nothing is garbage: the estimate is near 1 (one in 1000) */
+	assert_true(prop(db, "lsm.space-amplification-x1000") < 1200);
+	assert_true(prop(db, "lsm.read-amplification") > 1);
+	check_round(db, N, 1);
+
+	put_round(db, perm, N, 2, &rs);
+	put_round(db, perm, N, 3, &rs);
+	assert_int_equal(lsm_flush(db), 0);
+	wait_quiet(db);
+	full = prop(db, "lsm.tiered-full-merges");
+	assert_true(full > 0);
+	/* settled: within the bound */
+	assert_true(prop(db, "lsm.space-amplification-x1000") <= 1500);
+	check_round(db, N, 3);
+	sst_full = prop(db, "lsm.sst-bytes");
+
+	for (unsigned i = 0; i < N; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "g%06u", perm[i]);
+		assert_int_equal(lsm_delete(db, k, strlen(k), 0), 0);
+	}
+	assert_int_equal(lsm_flush(db), 0);
+	wait_quiet(db);
+	assert_true(prop(db, "lsm.tiered-full-merges") > full);
+	check_round(db, N, -1);
+	assert_true(prop(db, "lsm.sst-bytes") < sst_full / 2);
+
+	/* the sketches come back from the manifest: the same estimate */
+	uint64_t samp = prop(db, "lsm.space-amplification-x1000");
+	assert_int_equal(lsm_close(db), 0);
+	assert_int_equal(lsm_open(dir, &o, &db), 0);
+	assert_int_equal(prop(db, "lsm.space-amplification-x1000"), samp);
+	check_round(db, N, -1);
+	assert_int_equal(lsm_close(db), 0);
+	remove_test_dir(dir);
+	free(perm);
+}
+
+/* Writers slow for the longest size class of L0 files, not for all of
+ * them: runs at rest in older classes owe no work. Pending bytes (which
+ * slow writers too) count the classes a merge is due for, or everything
+ * once the space bound is passed. */
+static void test_tiered_owed_work_by_class(void **state)
+{
+	static const uint64_t sizes[][12] = {
+		/* three classes of three: at rest with width 4 */
+		{10, 11, 9, 80, 90, 85, 700, 650, 720, 0},
+		/* a small newest file does not hide the class behind it */
+		{1, 10, 10, 10, 10, 10, 10, 0},
+		/* older, smaller files join a class */
+		{10, 10, 10, 3, 2, 0},
+	};
+	static const size_t want_stall[] = {3, 6, 5};
+	static const uint64_t want_pending[] = {0, 60, 35};
+	struct pick_opts po = {0};
+	uint8_t key[9] = "k";
+	(void)state;
+	po.style = LSM_COMPACTION_TIERED;
+	po.num_levels = LSM_MAX_LEVELS;
+	po.level0_trigger = 4;
+	po.min_merge_width = 4;
+	po.max_merge_width = UINT32_MAX;
+	po.size_ratio_percent = 100;
+	po.max_size_amp_percent = 200;
+	for (size_t t = 0; t < 2 * 3; t++) {
+		const uint64_t *sz = sizes[t % 3];
+		bool same_keys = t >= 3; /* every file holds the same keys */
+		struct version v = {0};
+		struct file_meta *f[12];
+		size_t n = 0;
+		while (sz[n])
+			n++;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t base = same_keys ? 0 : i * 1000;
+			f[i] = file_meta_new(100 - i, sz[i] << 20,
+					     slice_make(key, 9),
+					     slice_make(key, 9));
+			assert_non_null(f[i]);
+			f[i]->sketch = calloc(1, SKETCH_REGS);
+			assert_non_null(f[i]->sketch);
+			for (uint64_t k = base; k < base + 1000; k++)
+				sketch_add(f[i]->sketch,
+					   k * 0x9E3779B97F4A7C15ull);
+			f[i]->num_entries = 1000;
+			v.level_bytes[0] += sz[i] << 20;
+		}
+		v.files[0] = f;
+		v.n_files[0] = n;
+		assert_int_equal(compact_stall_files(&v, &po, 0),
+				 want_stall[t % 3]);
+		assert_int_equal(compact_pending_bytes(&v, &po),
+				 same_keys ? v.level_bytes[0]
+					   : want_pending[t] << 20);
+		/* leveled and time-window (one window) count every file */
+		po.style = LSM_COMPACTION_LEVELED;
+		assert_int_equal(compact_stall_files(&v, &po, 0), n);
+		po.style = LSM_COMPACTION_TIERED;
+		for (size_t i = 0; i < n; i++)
+			file_meta_unref(f[i]);
+	}
 }
 
 /* ---- leveled: where L0 goes, and level0_size_percent ---- */
@@ -473,13 +647,16 @@ static void test_window_closed_merged(void **state)
 		assert_int_equal(prop(db, name), 0);
 	}
 	m_check(db, m);
-	/* the open window stays under the trigger (4 files) */
+	/* the open window's files (now seven) merge four at a time (the
+	 * level0 trigger): at most three of one size class stay beside the
+	 * merged run, next to the closed window's file */
 	for (int f = 0; f < 6; f++) {
 		m_random_ops(db, m, &rs, 200, N_KEYS);
 		assert_int_equal(lsm_flush(db), 0);
 	}
 	wait_quiet(db);
-	assert_true(prop(db, "lsm.num-files-at-level0") < 1 + 4);
+	assert_true(prop(db, "lsm.window-merges") >= 2);
+	assert_true(prop(db, "lsm.num-files-at-level0") <= 1 + 3 + 1);
 	m_check(db, m);
 	assert_int_equal(lsm_close(db), 0);
 	db = open_clock(dir, &ce, &o, 100, 0);
@@ -685,7 +862,78 @@ static void test_compact_range_every_style(void **state)
 	free(m);
 }
 
-/* ---- the manifest record (tag 10) ---- */
+/* ---- the manifest records (tags 10 and 13) ---- */
+
+/* A new-file field, then its sketch (tag 13): a round trip keeps the
+ * sketch; a bad rank, a short sketch, a sketch for a file the record
+ * did not add, and a second sketch for one file are corruption. */
+static void test_sketch_tag(void **state)
+{
+	uint8_t key[9] = "k", regs[SKETCH_REGS] = {0};
+	struct version_edit e, d;
+	struct file_meta *f;
+	uint8_t *buf = NULL, *bad;
+	size_t len = 0, flen;
+	(void)state;
+	for (uint64_t k = 0; k < 5000; k++)
+		sketch_add(regs, k * 0x9E3779B97F4A7C15ull);
+	edit_init(&e);
+	f = file_meta_new(12, 4096, slice_make(key, 9), slice_make(key, 9));
+	assert_non_null(f);
+	assert_int_equal(edit_add_file(&e, 0, f), 0);
+	/* without a sketch */
+	assert_int_equal(edit_encode(&e, &buf, &len), 0);
+	flen = len;
+	assert_int_equal(edit_decode(&d, buf, len, "test", 0), 0);
+	assert_null(d.added[0].f->sketch);
+	edit_release(&d);
+	free(buf);
+	/* with one */
+	f->sketch = malloc(SKETCH_REGS);
+	assert_non_null(f->sketch);
+	memcpy(f->sketch, regs, SKETCH_REGS);
+	assert_int_equal(edit_encode(&e, &buf, &len), 0);
+	assert_int_equal(edit_decode(&d, buf, len, "test", 0), 0);
+	assert_non_null(d.added[0].f->sketch);
+	assert_memory_equal(d.added[0].f->sketch, regs, SKETCH_REGS);
+	edit_release(&d);
+	/* the sketch is the record's last SKETCH_REGS bytes */
+	bad = malloc(len + 2 * SKETCH_REGS + 16);
+	assert_non_null(bad);
+	memcpy(bad, buf, len);
+	bad[len - 1] = SKETCH_MAX_RANK + 1;
+	assert_int_equal(edit_decode(&d, bad, len, "test", 0), LSM_E_CORRUPT);
+	assert_non_null(strstr(lsm_errdetail(), "invalid sketch"));
+	assert_int_equal(edit_decode(&d, buf, len - 1, "test", 0),
+			 LSM_E_CORRUPT);
+	/* a second sketch for the same file */
+	memcpy(bad, buf, len);
+	memcpy(bad + len, buf + flen, len - flen);
+	assert_int_equal(edit_decode(&d, bad, 2 * len - flen, "test", 0),
+			 LSM_E_CORRUPT);
+	assert_non_null(strstr(lsm_errdetail(), "second sketch"));
+	/* a sketch alone: its file is not in the record */
+	assert_int_equal(edit_decode(&d, buf + flen, len - flen, "test", 0),
+			 LSM_E_CORRUPT);
+	assert_non_null(strstr(lsm_errdetail(), "stray sketch"));
+	/* a sketch of the wrong length */
+	{
+		uint8_t *p = bad;
+		memcpy(p, buf, flen);
+		p += flen;
+		p = put_varint64(p, 13);
+		p = put_varint64(p, 12);
+		p = put_varint64(p, SKETCH_REGS - 1);
+		memcpy(p, regs, SKETCH_REGS - 1);
+		p += SKETCH_REGS - 1;
+		assert_int_equal(
+			edit_decode(&d, bad, (size_t)(p - bad), "test", 0),
+			LSM_E_CORRUPT);
+	}
+	free(bad);
+	free(buf);
+	edit_release(&e);
+}
 
 static void test_style_tag_round_trip(void **state)
 {
@@ -722,6 +970,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_options_validated),
 		cmocka_unit_test(test_style_tag_round_trip),
+		cmocka_unit_test(test_sketch_tag),
+		cmocka_unit_test(test_tiered_bound_counts_garbage),
+		cmocka_unit_test(test_tiered_owed_work_by_class),
 		cmocka_unit_test(test_tiered_writes_less),
 		cmocka_unit_test(test_l0_size_percent),
 		cmocka_unit_test(test_window_closed_merged),

@@ -1,6 +1,6 @@
 /*
  * test_util.c - varints, fixed-width coding, internal-key ordering, arena,
- * status messages.
+ * status messages, distinct-key sketches.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +12,9 @@
 
 #include "util/arena.h"
 #include "util/coding.h"
+#include "util/hash.h"
 #include "util/ikey.h"
+#include "util/sketch.h"
 #include "util/status.h"
 
 static void test_varint_roundtrip(void **state)
@@ -116,6 +118,69 @@ static void test_status_detail(void **state)
 	assert_string_equal(lsm_errdetail(), "");
 }
 
+/* Keys lo..hi-1 (as 8-byte numbers) into a sketch. */
+static void sketch_keys(uint8_t *regs, uint64_t lo, uint64_t hi)
+{
+	for (uint64_t k = lo; k < hi; k++)
+		sketch_add(regs, lsm_hash64(&k, sizeof(k)));
+}
+
+/* Within four standard errors (4 x 4.6%) of the truth, or within one key
+ * below a hundred keys (linear counting is near exact there). */
+static void expect_near(double est, double truth)
+{
+	double tol = truth < 100 ? 1.0 : truth * 0.184;
+	if (est < truth - tol || est > truth + tol)
+		fail_msg("estimate %.1f for %.0f distinct keys", est, truth);
+}
+
+static void test_sketch_estimates(void **state)
+{
+	static const uint64_t sizes[] = {0, 1, 7, 60, 1000, 20000, 300000};
+	(void)state;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint8_t regs[SKETCH_REGS] = {0};
+		sketch_keys(regs, 0, sizes[i]);
+		expect_near(sketch_estimate(regs), (double)sizes[i]);
+		/* the same keys again change nothing */
+		uint8_t again[SKETCH_REGS];
+		memcpy(again, regs, sizeof(regs));
+		sketch_keys(again, 0, sizes[i]);
+		assert_memory_equal(again, regs, sizeof(regs));
+	}
+}
+
+/* The union of two overlapping sets estimates their union, not their
+ * sum: [0, 200000) and [100000, 300000) hold 300000 distinct keys. */
+static void test_sketch_union(void **state)
+{
+	uint8_t a[SKETCH_REGS] = {0}, b[SKETCH_REGS] = {0};
+	(void)state;
+	sketch_keys(a, 0, 200000);
+	sketch_keys(b, 100000, 300000);
+	sketch_union(a, b);
+	expect_near(sketch_estimate(a), 300000);
+	sketch_union(a, b); /* idempotent */
+	expect_near(sketch_estimate(a), 300000);
+}
+
+static void test_sketch_valid(void **state)
+{
+	uint8_t regs[SKETCH_REGS] = {0};
+	(void)state;
+	assert_true(sketch_valid(regs, SKETCH_REGS));
+	assert_false(sketch_valid(regs, SKETCH_REGS - 1));
+	regs[7] = SKETCH_MAX_RANK;
+	assert_true(sketch_valid(regs, SKETCH_REGS));
+	regs[7] = SKETCH_MAX_RANK + 1;
+	assert_false(sketch_valid(regs, SKETCH_REGS));
+	/* a hash whose bits below the register index are all zero */
+	memset(regs, 0, sizeof(regs));
+	sketch_add(regs, (uint64_t)5 << (64 - SKETCH_BITS));
+	assert_int_equal(regs[5], SKETCH_MAX_RANK);
+	assert_true(sketch_valid(regs, SKETCH_REGS));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -125,6 +190,9 @@ int main(void)
 		cmocka_unit_test(test_ikey_order),
 		cmocka_unit_test(test_arena),
 		cmocka_unit_test(test_status_detail),
+		cmocka_unit_test(test_sketch_estimates),
+		cmocka_unit_test(test_sketch_union),
+		cmocka_unit_test(test_sketch_valid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

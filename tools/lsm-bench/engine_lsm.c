@@ -68,19 +68,21 @@ static void lsmb_describe(const struct bench_config *cfg, char *buf, size_t cap)
 	static const char *const styles[] = {"leveled", "size-tiered",
 					     "time-window"};
 	char l0[64] = "", tiered[96] = "";
+	lsm_options def;
 
 	if (cfg->lsm_l0_size_percent)
 		snprintf(l0, sizeof(l0),
 			 " (L0 waits for %d%% of the base level)",
 			 cfg->lsm_l0_size_percent);
-	if (cfg->lsm_compaction == LSM_COMPACTION_TIERED &&
-	    (cfg->lsm_min_merge_width || cfg->lsm_size_amp_percent))
+	lsm_options_init(&def);
+	if (cfg->lsm_compaction == LSM_COMPACTION_TIERED)
 		snprintf(tiered, sizeof(tiered),
 			 " (min merge width %u, space bound %u%%)",
 			 cfg->lsm_min_merge_width ? cfg->lsm_min_merge_width
-						  : 2u,
-			 cfg->lsm_size_amp_percent ? cfg->lsm_size_amp_percent
-						   : 200u);
+						  : def.min_merge_width,
+			 cfg->lsm_size_amp_percent
+				 ? cfg->lsm_size_amp_percent
+				 : def.max_size_amplification_percent);
 
 	snprintf(buf, cap,
 		 "lsm %s: %s compaction%s, %s compression on all levels, "

@@ -427,7 +427,7 @@ static void print_help(void)
 	       "                         base level before compacting into it "
 	       "[0: by file count]\n"
 	       "  --min-merge-width=N    lsm only, tiered: fewest runs merged "
-	       "at once, 2..1000 [2]\n"
+	       "at once, 2..1000 [8]\n"
 	       "  --size-amp-percent=N   lsm only, tiered: space bound, "
 	       "1..100000 [200]\n"
 	       "  --write-buffer-size=S  memtable size [64M]\n"

@@ -47,6 +47,7 @@
 #include "util/coding.h"
 #include "util/hash.h"
 #include "util/ikey.h"
+#include "util/sketch.h"
 #include "util/status.h"
 #include "version/version.h"
 #include "wal/wal.h"
@@ -654,6 +655,8 @@ static void print_file_meta(int level, const struct file_meta *f,
 	       "..%" PRIu64,
 	       f->smallest_seq, f->largest_seq, f->num_entries,
 	       f->num_deletions, f->num_range_dels, f->time_lo, f->time_hi);
+	if (f->sketch)
+		printf(" distinct-keys ~%.0f", sketch_estimate(f->sketch));
 }
 
 static void print_snap(const char *prefix, const struct named_snap *ns)
