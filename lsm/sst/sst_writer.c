@@ -283,6 +283,21 @@ static void note_seq(struct sst_writer *w, uint64_t seq)
 	w->has_seq = true;
 }
 
+/* Keeps a distinct user key's hash for the bloom filter. */
+static int push_hash(struct sst_writer *w, uint64_t hash)
+{
+	if (w->n_hashes == w->hashes_cap) {
+		size_t nc = w->hashes_cap ? w->hashes_cap * 2 : 1024;
+		uint64_t *h = realloc(w->hashes, nc * sizeof(*h));
+		if (!h)
+			return -ENOMEM;
+		w->hashes = h;
+		w->hashes_cap = nc;
+	}
+	w->hashes[w->n_hashes++] = hash;
+	return 0;
+}
+
 int sstw_add(struct sst_writer *w, struct slice ikey, struct slice value)
 {
 	if (w->status)
@@ -302,17 +317,8 @@ int sstw_add(struct sst_writer *w, struct slice ikey, struct slice value)
 	if (is_first || !slice_eq(ikey_user(last), ikey_user(ikey))) {
 		uint64_t hash = bloom_hash(ikey_user(ikey));
 		sketch_add(w->p.sketch, hash);
-		if (w->o.bloom_bits_per_key > 0 &&
-		    w->n_hashes == w->hashes_cap) {
-			size_t nc = w->hashes_cap ? w->hashes_cap * 2 : 1024;
-			uint64_t *h = realloc(w->hashes, nc * sizeof(*h));
-			if (!h)
-				return fail(w, -ENOMEM);
-			w->hashes = h;
-			w->hashes_cap = nc;
-		}
-		if (w->o.bloom_bits_per_key > 0)
-			w->hashes[w->n_hashes++] = hash;
+		if (w->o.bloom_bits_per_key > 0 && push_hash(w, hash))
+			return fail(w, -ENOMEM);
 	}
 	int rc = block_builder_add(&w->data, ikey, value);
 	if (rc || grow(&w->last, &w->last_cap, ikey.len))
