@@ -136,7 +136,9 @@ typedef struct lsm_options {
 	 * is rewritten about once each time the store grows that many times
 	 * over; a class keeps up to min_merge_width - 1 runs for reads to
 	 * probe. */
-	uint32_t min_merge_width;    /* 8: fewest runs merged at once (>= 2) */
+	/* 8: fewest runs merged at once (>= 2; under size-tiered, below
+	 * level0_slowdown_trigger) */
+	uint32_t min_merge_width;
 	uint32_t max_merge_width;    /* UINT32_MAX: most runs merged at once */
 	uint32_t size_ratio_percent; /* 100: a run joins a merge when it is at
 				      * most this much larger than the

@@ -125,6 +125,14 @@ int options_validate(const lsm_options *o)
 	if (o->min_merge_width < 2)
 		return BAD("min_merge_width", "%u is below 2",
 			   o->min_merge_width);
+	/* A size class waits for min_merge_width runs; writers slow at
+	 * level0_slowdown_trigger runs of one class. */
+	if (o->compaction_style == LSM_COMPACTION_TIERED &&
+	    o->min_merge_width >= (uint32_t)o->level0_slowdown_trigger)
+		return BAD("min_merge_width",
+			   "%u is not below level0_slowdown_trigger (%d): "
+			   "writers would slow before a merge could start",
+			   o->min_merge_width, o->level0_slowdown_trigger);
 	if (o->max_merge_width < o->min_merge_width)
 		return BAD("max_merge_width",
 			   "%u is below min_merge_width (%u)",

@@ -227,6 +227,16 @@ static void expect_bad(const lsm_options *o, const char *field)
 	remove_test_dir(dir);
 }
 
+static void expect_good(const lsm_options *o)
+{
+	char dir[512];
+	lsm_db *db = NULL;
+	make_test_dir(dir, sizeof(dir), "strat-opt");
+	assert_int_equal(lsm_open(dir, o, &db), 0);
+	assert_int_equal(lsm_close(db), 0);
+	remove_test_dir(dir);
+}
+
 static void test_options_validated(void **state)
 {
 	(void)state;
@@ -241,6 +251,16 @@ static void test_options_validated(void **state)
 	o.min_merge_width = 5;
 	o.max_merge_width = 4;
 	expect_bad(&o, "max_merge_width");
+	/* a class could never merge before writers slow */
+	lsm_options_init(&o);
+	o.compaction_style = LSM_COMPACTION_TIERED;
+	o.min_merge_width = 20;
+	expect_bad(&o, "level0_slowdown_trigger");
+	o.min_merge_width = 19;
+	expect_good(&o);
+	o.compaction_style = LSM_COMPACTION_LEVELED; /* it has no classes */
+	o.min_merge_width = 20;
+	expect_good(&o);
 	lsm_options_init(&o);
 	o.size_ratio_percent = 10001;
 	expect_bad(&o, "size_ratio_percent");

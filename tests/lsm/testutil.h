@@ -123,6 +123,7 @@ static inline void test_apply_strategy(lsm_options *o)
 		o->compaction_style = LSM_COMPACTION_LEVELED;
 	} else if (strcmp(s, "tiered") == 0) {
 		o->compaction_style = LSM_COMPACTION_TIERED;
+		o->min_merge_width = 2;
 	} else if (strcmp(s, "time") == 0) {
 		o->compaction_style = LSM_COMPACTION_TIME_WINDOW;
 		o->window_seconds = 1;

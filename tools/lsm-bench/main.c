@@ -427,7 +427,7 @@ static void print_help(void)
 	       "                         base level before compacting into it "
 	       "[0: by file count]\n"
 	       "  --min-merge-width=N    lsm only, tiered: fewest runs merged "
-	       "at once, 2..1000 [8]\n"
+	       "at once, 2..19 [8]\n"
 	       "  --size-amp-percent=N   lsm only, tiered: space bound, "
 	       "1..100000 [200]\n"
 	       "  --write-buffer-size=S  memtable size [64M]\n"
@@ -597,7 +597,7 @@ static void parse_args(struct settings *s, int argc, char **argv)
 				(int)parse_count(name, v, 0, 1000);
 		} else if (strcmp(name, "--min-merge-width") == 0) {
 			s->cfg.lsm_min_merge_width =
-				(uint32_t)parse_count(name, v, 2, 1000);
+				(uint32_t)parse_count(name, v, 2, 19);
 		} else if (strcmp(name, "--size-amp-percent") == 0) {
 			s->cfg.lsm_size_amp_percent =
 				(uint32_t)parse_count(name, v, 1, 100000);
