@@ -110,9 +110,12 @@ typedef struct lsm_options {
 
 	int background_threads; /* 2; flush and compaction threads (1..64) */
 
-	int level0_compaction_trigger; /* 4 L0 files start a compaction */
-	int level0_slowdown_trigger;   /* 20 L0 files slow every write */
-	int level0_stop_trigger;       /* 36 L0 files stop writes */
+	/* L0 files that start a compaction (4), slow every write (20) and
+	 * stop writes (36). Writers count, under size-tiered, the longest
+	 * size class of L0 files; under time-window, the open window's. */
+	int level0_compaction_trigger;
+	int level0_slowdown_trigger;
+	int level0_stop_trigger;
 	/* Leveled: 0 (default) compacts L0 into the base level at
 	 * level0_compaction_trigger files. N > 0: at the trigger L0 also
 	 * waits until its bytes reach N% of the base level's, or it holds
@@ -148,7 +151,8 @@ typedef struct lsm_options {
 	 * merge would drop (older versions of keys, deletes and what they
 	 * hide; estimated from distinct-key sketches of the files) are more
 	 * than this percentage of the entries it would keep (space
-	 * amplification bound; 1..100000). */
+	 * amplification bound; 1..100000; the estimate is good to about 5%
+	 * of the keys, so a bound under about 20% may fire on its noise). */
 	uint32_t max_size_amplification_percent;
 	/* Time-window: files are grouped into windows of their write time;
 	 * a closed window is merged into one file. */

@@ -6,10 +6,11 @@
  *    written) / user bytes, and the same with WAL bytes added ("-wal");
  *  - blob garbage: bytes of blob values no reference needs any more, of
  *    the bytes the tree ever referenced in the live blob files;
- *  - space amplification = bytes of all SSTs / the bytes their live
- *    share would take: the share of point entries that are neither
- *    deletes nor older versions of a key, estimated from the files'
- *    distinct-key sketches (compact_live_share; at most 1000). A store
+ *  - space amplification = point entries of all SSTs / the live ones:
+ *    neither deletes nor older versions of a key, estimated from the
+ *    files' distinct-key sketches (compact_live_share; at most 1000).
+ *    Entries stand for bytes: a store whose small and large values are
+ *    overwritten at different rates is weighed by entry, not by byte. A store
  *    with files written before sketches were kept uses the bytes of the
  *    last non-empty level instead (which holds the newest version of
  *    nearly every key once leveled compaction has caught up);
@@ -204,7 +205,7 @@ static void stats_text(lsm_db *db, struct tbuf *b)
 	tb_printf(b, "%-26s %10llu.%03llu  # %s\n", "space_amplification",
 		  (unsigned long long)(d.samp_x1000 / 1000),
 		  (unsigned long long)(d.samp_x1000 % 1000),
-		  "SST bytes / estimated live bytes");
+		  "SST entries / estimated live entries");
 	tb_printf(b, "%-26s %14llu  # %s\n", "blob_files",
 		  (unsigned long long)d.blob_files, "live blob files");
 	tb_printf(b, "%-26s %14llu  # %s\n", "blob_file_bytes",

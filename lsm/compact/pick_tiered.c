@@ -328,6 +328,17 @@ static bool over_space_bound(const struct version *v, const struct pick_opts *o,
 	       (double)o->max_size_amp_percent * (double)r[n - 1].size;
 }
 
+/* Does the picker look at n runs at all? Once level0_trigger L0 files
+ * wait, or count_limit() runs. What it does not look at is not owed
+ * (compact_pending_bytes_other): writers stopped for work no merge will
+ * start would wait for ever. */
+static bool tiered_due(const struct version *v, const struct pick_opts *o,
+		       size_t n)
+{
+	return n >= 2 && (v->n_files[0] >= (size_t)o->level0_trigger ||
+			  n >= count_limit(o));
+}
+
 int compact_pick_tiered(struct version *v, const struct pick_opts *o,
 			struct compaction **out)
 {
@@ -339,8 +350,7 @@ int compact_pick_tiered(struct version *v, const struct pick_opts *o,
 	if (!r)
 		return -ENOMEM;
 	n = collect_runs(v, o, r);
-	if (n < 2 ||
-	    (v->n_files[0] < (size_t)o->level0_trigger && n < count_limit(o)))
+	if (!tiered_due(v, o, n))
 		goto out;
 	{ /* a. the space bound */
 		bool busy = false;
@@ -569,13 +579,17 @@ uint64_t compact_pending_bytes_other(const struct version *v,
 	uint64_t pending = 0;
 	if (o->style == LSM_COMPACTION_TIERED) {
 		/* What rule a or b would merge now: every run past the space
-		 * bound, else the classes of min_merge_width runs or more. */
+		 * bound, else the classes of min_merge_width runs or more;
+		 * nothing while the picker does not look (tiered_due). Out
+		 * of memory, nothing either: this only throttles writers. */
 		struct run *r =
 			malloc((v->n_files[0] + LSM_MAX_LEVELS) * sizeof(*r));
 		size_t n;
-		if (!r) /* an estimate: the L0 bytes will do */
-			return v->level_bytes[0];
+		if (!r)
+			return 0;
 		n = collect_runs(v, o, r);
+		if (!tiered_due(v, o, n))
+			n = 0;
 		for (size_t i = 0, k; i < n; i = k) {
 			uint64_t sum = r[i].size;
 			for (k = i + 1;
@@ -584,7 +598,7 @@ uint64_t compact_pending_bytes_other(const struct version *v,
 			if (k - i >= o->min_merge_width)
 				pending += sum;
 		}
-		if (n >= 2 && over_space_bound(v, o, r, n)) {
+		if (n && over_space_bound(v, o, r, n)) {
 			pending = 0;
 			for (size_t i = 0; i < n; i++)
 				pending += r[i].size;

@@ -173,7 +173,7 @@ static void manifest_seeds(const char *store)
 	if (!f->sketch)
 		die("sketch", -ENOMEM);
 	for (uint64_t k = 1; k <= 9; k++)
-		sketch_add(f->sketch, k * 0x9E3779B97F4A7C15ull);
+		sketch_add(f->sketch, lsm_hash64(&k, sizeof(k)));
 	if ((rc = edit_add_file(&e, 3, f)) ||
 	    (rc = edit_delete_file(&e, 1, 4)) ||
 	    (rc = edit_delete_file(&e, 6, 8)) ||

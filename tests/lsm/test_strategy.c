@@ -34,6 +34,7 @@
 #include "lsm.h"
 #include "testutil.h"
 #include "util/coding.h"
+#include "util/hash.h"
 #include "util/sketch.h"
 #include "version/version.h"
 
@@ -533,7 +534,7 @@ static void test_tiered_owed_work_by_class(void **state)
 			assert_non_null(f[i]->sketch);
 			for (uint64_t k = base; k < base + 1000; k++)
 				sketch_add(f[i]->sketch,
-					   k * 0x9E3779B97F4A7C15ull);
+					   lsm_hash64(&k, sizeof(k)));
 			f[i]->num_entries = 1000;
 			v.level_bytes[0] += sz[i] << 20;
 		}
@@ -551,6 +552,71 @@ static void test_tiered_owed_work_by_class(void **state)
 		for (size_t i = 0; i < n; i++)
 			file_meta_unref(f[i]);
 	}
+}
+
+/* A file of `gib` GiB holding the keys 0..999, with their sketch. */
+static struct file_meta *sketched_file(uint64_t number, uint64_t gib)
+{
+	uint8_t key[9] = "k";
+	struct file_meta *f = file_meta_new(
+		number, gib << 30, slice_make(key, 9), slice_make(key, 9));
+	assert_non_null(f);
+	f->sketch = calloc(1, SKETCH_REGS);
+	assert_non_null(f->sketch);
+	for (uint64_t k = 0; k < 1000; k++)
+		sketch_add(f->sketch, lsm_hash64(&k, sizeof(k)));
+	f->num_entries = 1000;
+	return f;
+}
+
+/* Past the space bound but below the L0 trigger the picker starts
+ * nothing, so nothing is owed either: pending bytes that writers stop
+ * for must be work a merge will start. With the trigger reached, the
+ * merge of everything is picked and everything is owed. */
+static void test_tiered_owes_only_what_it_picks(void **state)
+{
+	struct pick_opts po = {0};
+	struct version v = {0};
+	/* every file holds the same keys: of 4000 or 5000 entries, 3000 or
+	 * 4000 are garbage, 300% or 400% of the live ones (bound 200%) */
+	struct file_meta *l0[4] = {
+		sketched_file(14, 100), sketched_file(13, 100),
+		sketched_file(12, 100), sketched_file(11, 100)};
+	struct file_meta *l6 = sketched_file(10, 300);
+	struct compaction *c = NULL;
+	(void)state;
+	po.style = LSM_COMPACTION_TIERED;
+	po.num_levels = LSM_MAX_LEVELS;
+	po.level0_trigger = 4;
+	po.min_merge_width = 8;
+	po.max_merge_width = UINT32_MAX;
+	po.size_ratio_percent = 100;
+	po.max_size_amp_percent = 200;
+	atomic_store(&v.refs, 1);
+	v.files[6] = &l6;
+	v.n_files[6] = 1;
+	v.level_bytes[6] = 300ull << 30;
+	v.files[0] = &l0[1]; /* the three older L0 files only */
+	v.n_files[0] = 3;
+	v.level_bytes[0] = 300ull << 30;
+	assert_int_equal(compact_pick_style(&v, &po, 0, &c), 0);
+	assert_null(c);
+	assert_int_equal(compact_pending_bytes(&v, &po), 0);
+
+	v.files[0] = l0; /* all four */
+	v.n_files[0] = 4;
+	v.level_bytes[0] = 400ull << 30;
+	assert_int_equal(compact_pending_bytes(&v, &po), 700ull << 30);
+	assert_int_equal(compact_pick_style(&v, &po, 0, &c), 0);
+	assert_non_null(c);
+	assert_int_equal(c->kind, COMPACT_TIERED_FULL);
+	assert_int_equal(c->out_level, 6);
+	assert_int_equal(c->n_inputs[0], 4);
+	assert_int_equal(c->n_inputs[6], 1);
+	compaction_free(c);
+	for (int i = 0; i < 4; i++)
+		file_meta_unref(l0[i]);
+	file_meta_unref(l6);
 }
 
 /* ---- leveled: where L0 goes, and level0_size_percent ---- */
@@ -896,7 +962,7 @@ static void test_sketch_tag(void **state)
 	size_t len = 0, flen;
 	(void)state;
 	for (uint64_t k = 0; k < 5000; k++)
-		sketch_add(regs, k * 0x9E3779B97F4A7C15ull);
+		sketch_add(regs, lsm_hash64(&k, sizeof(k)));
 	edit_init(&e);
 	f = file_meta_new(12, 4096, slice_make(key, 9), slice_make(key, 9));
 	assert_non_null(f);
@@ -993,6 +1059,7 @@ int main(void)
 		cmocka_unit_test(test_sketch_tag),
 		cmocka_unit_test(test_tiered_bound_counts_garbage),
 		cmocka_unit_test(test_tiered_owed_work_by_class),
+		cmocka_unit_test(test_tiered_owes_only_what_it_picks),
 		cmocka_unit_test(test_tiered_writes_less),
 		cmocka_unit_test(test_l0_size_percent),
 		cmocka_unit_test(test_window_closed_merged),
