@@ -490,6 +490,20 @@ static void test_tiered_bound_counts_garbage(void **state)
 	free(perm);
 }
 
+/* The picker's options of a size-tiered store with default settings
+ * but the merge width. */
+static void tiered_pick_opts(struct pick_opts *po, uint32_t width)
+{
+	memset(po, 0, sizeof(*po));
+	po->style = LSM_COMPACTION_TIERED;
+	po->num_levels = LSM_MAX_LEVELS;
+	po->level0_trigger = 4;
+	po->min_merge_width = width;
+	po->max_merge_width = UINT32_MAX;
+	po->size_ratio_percent = 100;
+	po->max_size_amp_percent = 200;
+}
+
 /* Writers slow for the longest size class of L0 files, not for all of
  * them: runs at rest in older classes owe no work. Pending bytes (which
  * slow writers too) count the classes a merge is due for, or everything
@@ -506,16 +520,10 @@ static void test_tiered_owed_work_by_class(void **state)
 	};
 	static const size_t want_stall[] = {3, 6, 5};
 	static const uint64_t want_pending[] = {0, 60, 35};
-	struct pick_opts po = {0};
+	struct pick_opts po;
 	uint8_t key[9] = "k";
 	(void)state;
-	po.style = LSM_COMPACTION_TIERED;
-	po.num_levels = LSM_MAX_LEVELS;
-	po.level0_trigger = 4;
-	po.min_merge_width = 4;
-	po.max_merge_width = UINT32_MAX;
-	po.size_ratio_percent = 100;
-	po.max_size_amp_percent = 200;
+	tiered_pick_opts(&po, 4);
 	for (size_t t = 0; t < 2 * 3; t++) {
 		const uint64_t *sz = sizes[t % 3];
 		bool same_keys = t >= 3; /* every file holds the same keys */
@@ -575,7 +583,7 @@ static struct file_meta *sketched_file(uint64_t number, uint64_t gib)
  * merge of everything is picked and everything is owed. */
 static void test_tiered_owes_only_what_it_picks(void **state)
 {
-	struct pick_opts po = {0};
+	struct pick_opts po;
 	struct version v = {0};
 	/* every file holds the same keys: of 4000 or 5000 entries, 3000 or
 	 * 4000 are garbage, 300% or 400% of the live ones (bound 200%) */
@@ -585,13 +593,7 @@ static void test_tiered_owes_only_what_it_picks(void **state)
 	struct file_meta *l6 = sketched_file(10, 300);
 	struct compaction *c = NULL;
 	(void)state;
-	po.style = LSM_COMPACTION_TIERED;
-	po.num_levels = LSM_MAX_LEVELS;
-	po.level0_trigger = 4;
-	po.min_merge_width = 8;
-	po.max_merge_width = UINT32_MAX;
-	po.size_ratio_percent = 100;
-	po.max_size_amp_percent = 200;
+	tiered_pick_opts(&po, 8);
 	atomic_store(&v.refs, 1);
 	v.files[6] = &l6;
 	v.n_files[6] = 1;
