@@ -76,7 +76,9 @@ struct derived {
 	uint64_t blob_garbage_x1000;
 };
 
-static void derive(lsm_db *db, struct derived *d)
+/* The figures of the db now. Space amplification reads every file's
+ * sketch, so only a caller that shows it asks for it (`space`). */
+static void derive(lsm_db *db, struct derived *d, bool space)
 {
 	struct superversion *sv = db_sv_get(db);
 	uint64_t user = STAT_GET(db, user_bytes_written);
@@ -84,7 +86,7 @@ static void derive(lsm_db *db, struct derived *d)
 		     STAT_GET(db, compaction_bytes_written) +
 		     STAT_GET(db, blob_bytes_written) +
 		     STAT_GET(db, blob_gc_bytes);
-	double live;
+	double live = -1;
 	memset(d, 0, sizeof(*d));
 	d->user = user;
 	for (int l = 0; l < LSM_MAX_LEVELS; l++) {
@@ -102,7 +104,8 @@ static void derive(lsm_db *db, struct derived *d)
 		d->mem_bytes += mem_usage(sv->imm[i]);
 	d->imm_count = (uint64_t)sv->n_imm;
 	d->read_amp = compact_sorted_runs(sv->v);
-	live = compact_live_share(sv->v);
+	if (space)
+		live = compact_live_share(sv->v);
 	db_sv_put(sv);
 	pthread_mutex_lock(&db->mu); /* blob counters change under it */
 	for (size_t i = 0; db->vs && i < db->vs->current->n_blobs; i++) {
@@ -120,7 +123,9 @@ static void derive(lsm_db *db, struct derived *d)
 	d->wamp_x1000 = user ? w * 1000 / user : 0;
 	d->wamp_wal_x1000 =
 		user ? (w + STAT_GET(db, wal_bytes)) * 1000 / user : 0;
-	if (live >= 0)
+	if (!space)
+		d->samp_x1000 = 0;
+	else if (live >= 0)
 		d->samp_x1000 =
 			d->sst_bytes ? (uint64_t)(1000.0 /
 						  (live > 0.001 ? live : 0.001))
@@ -170,7 +175,7 @@ static const char *style_name(lsm_compaction_style s)
 static void stats_text(lsm_db *db, struct tbuf *b)
 {
 	struct derived d;
-	derive(db, &d);
+	derive(db, &d, true);
 #define X(name, doc)                                \
 	tb_printf(b, "%-26s %14llu  # %s\n", #name, \
 		  (unsigned long long)STAT_GET(db, name), doc);
@@ -237,7 +242,7 @@ int lsm_property(lsm_db *db, const char *name, char **out)
 		tb_printf(&b, "%s", db->identity);
 	} else if (strcmp(name, "lsm.levels") == 0) {
 		struct derived d;
-		derive(db, &d);
+		derive(db, &d, false);
 		levels_text(&b, &d);
 	} else {
 		uint64_t v;
@@ -278,7 +283,7 @@ int lsm_property_u64(lsm_db *db, const char *name, uint64_t *out)
 	}
 	LSM_STATS(X)
 #undef X
-	derive(db, &d);
+	derive(db, &d, strcmp(name, "lsm.space-amplification-x1000") == 0);
 	if (strncmp(name, "lsm.num-files-at-level", 22) == 0 ||
 	    strncmp(name, "lsm.bytes-at-level", 18) == 0) {
 		const char *digits = name + (name[4] == 'n' ? 22 : 18);

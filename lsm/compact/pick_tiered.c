@@ -263,6 +263,20 @@ static void tally_add(struct tally *t, const struct file_meta *f)
 	t->del += f->num_deletions;
 }
 
+/* Every file of v into *all, and those of run *last (if not NULL) into
+ * *lr as well. */
+static void tally_version(const struct version *v, const struct run *last,
+			  struct tally *all, struct tally *lr)
+{
+	for (int l = 0; l < LSM_MAX_LEVELS; l++)
+		for (size_t i = 0; i < v->n_files[l]; i++) {
+			tally_add(all, v->files[l][i]);
+			if (last && l == last->level &&
+			    (l != 0 || i == last->idx))
+				tally_add(lr, v->files[l][i]);
+		}
+}
+
 /* Entries that repeat a key another entry of the set holds. */
 static double tally_dups(const struct tally *t)
 {
@@ -281,12 +295,7 @@ static double garbage_percent(const struct version *v, const struct run *last)
 	struct tally all = {0}, lr = {0};
 	double dup, garbage;
 
-	for (int l = 0; l < LSM_MAX_LEVELS; l++)
-		for (size_t i = 0; i < v->n_files[l]; i++) {
-			tally_add(&all, v->files[l][i]);
-			if (l == last->level && (l != 0 || i == last->idx))
-				tally_add(&lr, v->files[l][i]);
-		}
+	tally_version(v, last, &all, &lr);
 	if (all.unknown)
 		return -1;
 	dup = tally_dups(&all) - tally_dups(&lr);
@@ -300,9 +309,7 @@ double compact_live_share(const struct version *v)
 {
 	struct tally all = {0};
 	double live;
-	for (int l = 0; l < LSM_MAX_LEVELS; l++)
-		for (size_t i = 0; i < v->n_files[l]; i++)
-			tally_add(&all, v->files[l][i]);
+	tally_version(v, NULL, &all, NULL);
 	if (all.unknown)
 		return -1;
 	if (!all.n)
