@@ -17,7 +17,8 @@
  *     output overlaps its range.
  *
  * Output files are cut only between two different user keys, when the
- * current file reaches the target size or overlaps too much of the level
+ * current file reaches the target size (carried on to the next boundary of
+ * a grandparent file, see should_cut) or overlaps too much of the level
  * below the output (which would make its own compaction expensive).
  * Range tombstones are clipped to each output file's share of the key
  * space [lower, upper), where lower/upper are the cut keys, so that files
@@ -98,7 +99,7 @@ struct out_state {
 	const struct tomb_in *tombs;
 	size_t n_tombs;
 	uint64_t gp_overlap;
-	size_t gp_index;
+	size_t gp_index, gp_slot;
 	bool seen_key;
 	/* bottommost checks: per level below the output, a cursor */
 	size_t below_pos[LSM_MAX_LEVELS];
@@ -320,23 +321,50 @@ static size_t stripe_of(const struct compact_out_opts *o, uint64_t seq)
 	return lo;
 }
 
-/* Should the output be cut before user key k? */
+/*
+ * Should the output be cut before internal key ik (the newest version of a
+ * new user key)? By size: at the target size. Where the output level has a
+ * level below it (grandparents), outputs also line up with the grandparent
+ * files, so that a later compaction of an output into that level rewrites
+ * whole grandparent files and not a sliver at each end, and so that an
+ * output lying in a gap of that level can move down unchanged: an output of
+ * half the target size or more is cut where the keys cross the start or end
+ * of a grandparent file, and one at the target size is carried on to such a
+ * boundary, up to twice the target, while its keys lie inside a grandparent
+ * file. Outputs are also cut when they overlap too many grandparent bytes.
+ */
 static bool should_cut(struct out_state *s, struct slice ik)
 {
 	const struct compact_out_opts *o = s->o;
-	bool cut = false;
+	uint64_t size, target = o->target_file_size;
+	bool cut = false, inside;
+	size_t slot;
 	while (s->gp_index < o->n_grandparents &&
 	       ikey_cmp(ik, fm_largest(o->grandparents[s->gp_index])) > 0) {
 		if (s->seen_key)
 			s->gp_overlap += o->grandparents[s->gp_index]->size;
 		s->gp_index++;
 	}
+	/* slot 2i: the gap before grandparent i; 2i+1: inside it (by user
+	 * key: the grandparent holds older versions of its first key) */
+	inside = s->gp_index < o->n_grandparents &&
+		 slice_cmp(ikey_user(ik),
+			   ikey_user(fm_smallest(
+				   o->grandparents[s->gp_index]))) >= 0;
+	slot = 2 * s->gp_index + inside;
+	bool crossed = s->seen_key && slot != s->gp_slot;
+	s->gp_slot = slot;
 	s->seen_key = true;
 	if (!s->w || !s->has_points)
 		return false;
-	if (o->target_file_size &&
-	    sstw_estimated_size(s->w) >= o->target_file_size)
-		cut = true;
+	size = sstw_estimated_size(s->w);
+	if (!target)
+		cut = false;
+	else if (!o->n_grandparents)
+		cut = size >= target;
+	else
+		cut = (crossed && size >= target / 2) ||
+		      (!inside && size >= target) || size >= 2 * target;
 	if (o->max_grandparent_overlap &&
 	    s->gp_overlap > o->max_grandparent_overlap)
 		cut = true;
