@@ -42,7 +42,8 @@ struct bench_config {
 	/* lsm only: values of at least this many bytes go to blob files
 	 * (0: none); -1 keeps lsm's default. */
 	int64_t lsm_blob_threshold;
-	/* lsm only: level0_size_percent (0: L0 compacts by file count). */
+	/* lsm only: level0_size_percent (0: L0 compacts by file count;
+	 * -1: the engine's default). */
 	int lsm_l0_size_percent;
 	/* lsm only, size-tiered: min_merge_width and
 	 * max_size_amplification_percent; 0 keeps lsm's default. */

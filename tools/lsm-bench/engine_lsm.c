@@ -69,12 +69,16 @@ static void lsmb_describe(const struct bench_config *cfg, char *buf, size_t cap)
 					     "time-window"};
 	char l0[64] = "", tiered[96] = "";
 	lsm_options def;
+	int l0_pct;
 
-	if (cfg->lsm_l0_size_percent)
-		snprintf(l0, sizeof(l0),
-			 " (L0 waits for %d%% of the base level)",
-			 cfg->lsm_l0_size_percent);
 	lsm_options_init(&def);
+	l0_pct = cfg->lsm_l0_size_percent >= 0 ? cfg->lsm_l0_size_percent
+					       : def.level0_size_percent;
+	if (cfg->lsm_compaction == LSM_COMPACTION_LEVELED && l0_pct)
+		snprintf(l0, sizeof(l0),
+			 " (L0 waits for %d%% of the base level)", l0_pct);
+	else if (cfg->lsm_compaction == LSM_COMPACTION_LEVELED)
+		snprintf(l0, sizeof(l0), " (L0 by file count alone)");
 	if (cfg->lsm_compaction == LSM_COMPACTION_TIERED)
 		snprintf(tiered, sizeof(tiered),
 			 " (min merge width %u, space bound %u%%)",
@@ -114,7 +118,8 @@ static int lsmb_open(const struct bench_config *cfg, const char *dir,
 	o.target_file_size = cfg->target_file_size;
 	o.max_bytes_for_level_base = cfg->max_bytes_for_level_base;
 	o.compaction_style = (lsm_compaction_style)cfg->lsm_compaction;
-	o.level0_size_percent = cfg->lsm_l0_size_percent;
+	if (cfg->lsm_l0_size_percent >= 0)
+		o.level0_size_percent = cfg->lsm_l0_size_percent;
 	if (cfg->lsm_min_merge_width)
 		o.min_merge_width = cfg->lsm_min_merge_width;
 	if (cfg->lsm_size_amp_percent)

@@ -424,8 +424,9 @@ static void print_help(void)
 	       "[16K, lsm's default]\n"
 	       "  --l0-size-percent=N    lsm only: level0_size_percent, L0 "
 	       "waits for N%% of the\n"
-	       "                         base level before compacting into it "
-	       "[0: by file count]\n"
+	       "                         base level before compacting into it, "
+	       "0 = by file count\n"
+	       "                         alone [lsm's default: 0]\n"
 	       "  --min-merge-width=N    lsm only, tiered: fewest runs merged "
 	       "at once, 2..19 [8]\n"
 	       "  --size-amp-percent=N   lsm only, tiered: space bound, "
@@ -508,6 +509,7 @@ static void parse_args(struct settings *s, int argc, char **argv)
 	s->format = FMT_TEXT;
 	s->cfg.write_buffer_size = 64u << 20;
 	s->cfg.lsm_blob_threshold = -1;
+	s->cfg.lsm_l0_size_percent = -1;
 	s->cfg.cache_size = 8u << 20;
 	s->cfg.bloom_bits = 10;
 	s->cfg.compression = BENCH_COMPRESS_LZ4;
