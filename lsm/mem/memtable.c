@@ -383,6 +383,30 @@ static inline int list_height(const struct mem_list *l)
 				    memory_order_relaxed);
 }
 
+/*
+ * A search at x on `level` is about to compare next (x's successor there)
+ * with its target. Whether next sorts below the target or not, the node
+ * compared after it is next's successor on this level or x's on the level
+ * below: fetching both now overlaps their cache misses with this one.
+ */
+static inline void prefetch_after(const struct mem_node *x,
+				  const struct mem_node *next, int level)
+{
+#if defined(__GNUC__)
+	if (!next)
+		return;
+	__builtin_prefetch(atomic_load_explicit(node_link(next, level),
+						memory_order_relaxed));
+	if (level > 0)
+		__builtin_prefetch(atomic_load_explicit(node_link(x, level - 1),
+							memory_order_relaxed));
+#else
+	(void)x;
+	(void)next;
+	(void)level;
+#endif
+}
+
 /* First node >= t, or NULL. */
 static struct mem_node *list_find_ge(const struct mem_list *l,
 				     const struct mem_target *t)
@@ -392,6 +416,7 @@ static struct mem_node *list_find_ge(const struct mem_list *l,
 	for (int level = list_height(l) - 1; level >= 0; level--) {
 		for (;;) {
 			next = node_next(x, level);
+			prefetch_after(x, next, level);
 			/* bound already compared >= t on the level above */
 			if (!next || next == bound || node_cmp(next, t) >= 0)
 				break;
@@ -585,19 +610,7 @@ static void list_find_prev(struct mem_list *l, const struct mem_target *tp,
 		for (;;) {
 			next = atomic_load_explicit(node_link(x, level),
 						    memory_order_relaxed);
-#if defined(__GNUC__)
-			/* Overlap cache misses: whether next is below or
-			 * above t, one of these is compared after it. */
-			if (next) {
-				__builtin_prefetch(atomic_load_explicit(
-					node_link(next, level),
-					memory_order_relaxed));
-				if (level > 0)
-					__builtin_prefetch(atomic_load_explicit(
-						node_link(x, level - 1),
-						memory_order_relaxed));
-			}
-#endif
+			prefetch_after(x, next, level);
 			/* bound already compared >= t on the level above */
 			if (!next || next == bound || node_cmp(next, &t) >= 0)
 				break;
