@@ -6,15 +6,20 @@
  * system call each. Appends at least as large as the buffer skip it and go
  * straight to write(2) once the buffer is drained.
  *
- * Reserved space (wfile_reserve: the WALs) is written through a shared
- * memory mapping instead, one 1 MiB window at a time: an append is a
+ * Reserved space (wfile_reserve: WALs and blob files) is written through a
+ * shared memory mapping instead, one 1 MiB window at a time: an append is a
  * memcpy into the page cache, with no system call, and is as safe against
  * a killed process as a write(2) (the page cache, not the process, holds
  * it); fdatasync writes mapped pages back like written ones. The space is
  * allocated (fallocate) before it is mapped, so a store into the mapping
  * never needs a block the disk might not have, and the file is never
  * shorter than the mapped bytes written (no SIGBUS), until trim cuts the
- * unused part, after unmapping. The appends that follow a sync go through
+ * unused part, after unmapping. Only small appends take the mapping: one
+ * of a page or more (a blob value) goes through the buffer and write(2),
+ * which copies it into the page cache without a page fault per page
+ * (1 GiB into a mounted lsmfs, 1 MiB writes: 334 -> 549 MB/s), and the
+ * appends after it follow it into the buffer until the next flush, so
+ * the file's bytes stay in order. The appends that follow a sync go through
  * the buffer and write(2) until the next flush: the sync wrote the tail
  * page back and write-protected it, and a store into it would take a page
  * fault that costs more than the system call (a synced writer's next
@@ -62,6 +67,11 @@
 #define POSIX_WBUF_CAP ((size_t)64 * 1024)
 
 #define POSIX_MAP_WINDOW ((uint64_t)1 << 20)
+
+/* Appends of this size or more skip the mapping: write(2) copies a page
+ * into the page cache for less than the fault a store into a fresh page
+ * of the mapping takes (blob values). */
+#define POSIX_MAP_MAX ((size_t)4096)
 
 struct posix_wfile {
 	struct env_file_base base;
@@ -212,13 +222,9 @@ static int posix_wfile_append(struct env_wfile *wf, const void *data,
 	const uint8_t *p = data;
 	int rc;
 
-	if (f->reserved && !f->no_map && !f->synced) {
+	if (f->reserved && !f->no_map && !f->synced && !f->buf_len &&
+	    len < POSIX_MAP_MAX) {
 		uint64_t before = f->size;
-		if (f->size + len <= f->reserved && f->buf_len) {
-			rc = pw_flush_buf(f);
-			if (rc < 0)
-				return rc;
-		}
 		if (pw_map_append(f, p, len))
 			return 0;
 		/* a part may have gone through the mapping */

@@ -217,8 +217,9 @@ static bool reserve_or_skip(struct env_wfile *w, uint64_t len, struct tdir *d)
 }
 
 /* A reserved file (written through a mapping) mixes mapped appends with
- * buffered ones: after a sync, appends go through the buffer and write(2)
- * until the next flush, then through the mapping again. This checks the
+ * buffered ones: after a sync, and after an append of a page or more,
+ * appends go through the buffer and write(2) until the next flush, then
+ * small ones through the mapping again. This checks the
  * contents that mix leaves, not which path each append took: whatever the
  * mix of flushes and syncs, what was flushed is in the file, in order,
  * also past the reserved space and across mapping windows; trim cuts the
