@@ -62,6 +62,11 @@ int blobw_add(struct blob_writer *w, struct slice key, struct slice value,
 int blobw_flush(struct blob_writer *w);
 /* Flush + fdatasync. */
 int blobw_sync(struct blob_writer *w);
+/* blobw_sync, with `other` (a file of the same env) synced at the same
+ * time (wfile_sync_pair): returns w's result and sets *other_rc to
+ * other's; only w's own failure poisons w. A poisoned w syncs neither. */
+int blobw_sync_with(struct blob_writer *w, struct env_wfile *other,
+		    int *other_rc);
 /* Bytes appended so far, header included. */
 uint64_t blobw_size(const struct blob_writer *w);
 /* Records appended so far. */

@@ -160,6 +160,17 @@ int blobw_sync(struct blob_writer *w)
 	return rc < 0 ? poison(w, rc) : 0;
 }
 
+int blobw_sync_with(struct blob_writer *w, struct env_wfile *other,
+		    int *other_rc)
+{
+	int rc;
+	*other_rc = 0;
+	if (w->err)
+		return w->err;
+	rc = wfile_sync_pair(w->f, other, other_rc);
+	return rc < 0 ? poison(w, rc) : 0;
+}
+
 uint64_t blobw_size(const struct blob_writer *w)
 {
 	return w->size;

@@ -36,6 +36,11 @@ struct env_ops {
 	int (*wfile_append)(struct env_wfile *f, const void *buf, size_t len);
 	int (*wfile_flush)(struct env_wfile *f);
 	int (*wfile_sync)(struct env_wfile *f);
+	/* wfile_sync of two files of this env that must both be durable, in
+	 * no order: the env may sync them at the same time. Returns a's
+	 * result, *b_rc b's. NULL: one after the other. */
+	int (*wfile_sync_pair)(struct env_wfile *a, struct env_wfile *b,
+			       int *b_rc);
 	int (*wfile_close)(struct env_wfile *f); /* frees f even on error */
 	uint64_t (*wfile_size)(const struct env_wfile *f); /* bytes appended */
 	/* Extends the file with zeros to at least len bytes (allocated on
@@ -120,6 +125,21 @@ static inline int wfile_trim(struct env_wfile *f)
 static inline int wfile_sync(struct env_wfile *f)
 {
 	return ((struct env_file_base *)f)->ops->wfile_sync(f);
+}
+/* Syncs a and b: returns a's wfile_sync result and sets *b_rc to b's, so
+ * 0 and 0 mean both are durable. A crash during the call may leave either,
+ * both or neither durable: the caller needs no order between the two (an
+ * env syncs them at once where it can). */
+static inline int wfile_sync_pair(struct env_wfile *a, struct env_wfile *b,
+				  int *b_rc)
+{
+	const struct env_ops *ops = ((struct env_file_base *)a)->ops;
+	int rc;
+	if (ops->wfile_sync_pair && ops == ((struct env_file_base *)b)->ops)
+		return ops->wfile_sync_pair(a, b, b_rc);
+	rc = wfile_sync(a);
+	*b_rc = wfile_sync(b);
+	return rc;
 }
 static inline int wfile_close(struct env_wfile *f)
 {

@@ -44,6 +44,8 @@ int walw_sync(struct wal_writer *w);
 /* fsync of what reached the file, even after an error (for a WAL
  * abandoned after a failed append: its good part must be durable). */
 int walw_sync_file(struct wal_writer *w);
+/* The log's file, to sync it together with another (blobw_sync_with). */
+struct env_wfile *walw_file(struct wal_writer *w);
 /* Bytes of the log file so far, headers included. */
 uint64_t walw_size(const struct wal_writer *w);
 /* Flushes (does not sync), closes and frees w, even on error. */

@@ -164,6 +164,11 @@ int walw_sync_file(struct wal_writer *w)
 	return wfile_sync(w->f);
 }
 
+struct env_wfile *walw_file(struct wal_writer *w)
+{
+	return w->f;
+}
+
 uint64_t walw_size(const struct wal_writer *w)
 {
 	return wfile_size(w->f);

@@ -278,6 +278,115 @@ static void test_posix_reserved_after_sync(void **state)
 	free(data);
 }
 
+/* wfile_sync_pair syncs two files at once (the posix env with Linux AIO):
+ * blob-like appends (a page and more) into one reserved file, WAL-like
+ * records into another, a plain file as a third; after each pair sync
+ * both files hold exactly what was appended, and appends go on after it
+ * (the mapping and the buffer take turns as after any sync). */
+static void test_posix_sync_pair(void **state)
+{
+	lsm_env *env = env_posix();
+	struct tdir d;
+	struct env_wfile *a, *b, *c;
+	enum { ROUNDS = 301, A_MAX = 9000, B_MAX = 200 };
+	uint8_t *da = malloc(ROUNDS * A_MAX), *db = malloc(ROUNDS * B_MAX);
+	size_t na = 0, nb = 0;
+	uint32_t rnd = 7;
+
+	tdir_make(&d);
+	fill(da, ROUNDS * A_MAX, 11);
+	fill(db, ROUNDS * B_MAX, 12);
+	assert_int_equal(env_new_wfile(env, pj(&d, "a"), &a), 0);
+	assert_int_equal(env_new_wfile(env, pj(&d, "b"), &b), 0);
+	assert_int_equal(env_new_wfile(env, pj(&d, "c"), &c), 0);
+	if (reserve_or_skip(a, 1 << 20, &d)) {
+		assert_int_equal(wfile_close(b), 0);
+		assert_int_equal(wfile_close(c), 0);
+		free(da);
+		free(db);
+		return;
+	}
+	assert_int_equal(wfile_reserve(b, 64 << 10), 0);
+	for (int i = 0; i < ROUNDS; i++) {
+		size_t n, m;
+		int b_rc = -1;
+		rnd = rnd * 1103515245u + 12345u;
+		n = 4096 + (rnd >> 8) % (A_MAX - 4096);
+		m = 1 + (rnd >> 4) % B_MAX;
+		assert_int_equal(wfile_append(a, da + na, 40), 0);
+		assert_int_equal(wfile_append(a, da + na + 40, n - 40), 0);
+		na += n;
+		assert_int_equal(wfile_append(b, db + nb, m), 0);
+		nb += m;
+		/* a third file, not reserved, pairs with the WAL-like one */
+		assert_int_equal(wfile_append(c, db + nb - m, m), 0);
+		if (i % 3 == 1)
+			assert_int_equal(wfile_sync_pair(c, b, &b_rc), 0);
+		else
+			assert_int_equal(wfile_sync_pair(a, b, &b_rc), 0);
+		assert_int_equal(b_rc, 0);
+		if (i % 75 == 0) { /* a was in this pair: i % 3 == 0 */
+			check_prefix(pj(&d, "a"), da, na);
+			check_prefix(pj(&d, "b"), db, nb);
+		}
+	}
+	assert_int_equal(wfile_size(a), na);
+	assert_int_equal(wfile_trim(a), 0);
+	assert_int_equal(wfile_trim(b), 0);
+	assert_int_equal(wfile_close(a), 0);
+	assert_int_equal(wfile_close(b), 0);
+	assert_int_equal(wfile_close(c), 0);
+	assert_int_equal(real_size(pj(&d, "a")), na);
+	assert_int_equal(real_size(pj(&d, "b")), nb);
+	check_prefix(pj(&d, "a"), da, na);
+	check_prefix(pj(&d, "b"), db, nb);
+	check_prefix(pj(&d, "c"), db, nb);
+	tdir_remove(&d);
+	free(da);
+	free(db);
+}
+
+/* A pair sync whose one file cannot be synced (a character device: no
+ * fsync) reports that file's error, naming it, and still syncs the other,
+ * whichever of the two it is; the healthy file pairs again afterwards. */
+static void test_posix_sync_pair_refused(void **state)
+{
+	lsm_env *env = env_posix();
+	struct tdir d;
+	struct env_wfile *f, *dev, *g;
+	int b_rc;
+
+	tdir_make(&d);
+	assert_int_equal(env_new_wfile(env, pj(&d, "f"), &f), 0);
+	assert_int_equal(env_new_wfile(env, pj(&d, "g"), &g), 0);
+	assert_int_equal(env_new_wfile(env, "/dev/null", &dev), 0);
+	assert_int_equal(wfile_append(f, "data", 4), 0);
+	assert_int_equal(wfile_append(dev, "gone", 4), 0);
+
+	b_rc = 0;
+	assert_int_equal(wfile_sync_pair(f, dev, &b_rc), 0);
+	assert_true(b_rc < 0);
+	assert_non_null(strstr(lsm_errdetail(), "fdatasync /dev/null"));
+
+	b_rc = -1;
+	assert_true(wfile_sync_pair(dev, f, &b_rc) < 0);
+	assert_non_null(strstr(lsm_errdetail(), "fdatasync /dev/null"));
+	assert_int_equal(b_rc, 0);
+
+	assert_int_equal(wfile_append(f, "more", 4), 0);
+	assert_int_equal(wfile_append(g, "other", 5), 0);
+	b_rc = -1;
+	assert_int_equal(wfile_sync_pair(f, g, &b_rc), 0);
+	assert_int_equal(b_rc, 0);
+	check_prefix(pj(&d, "f"), (const uint8_t *)"datamore", 8);
+	check_prefix(pj(&d, "g"), (const uint8_t *)"other", 5);
+
+	assert_int_equal(wfile_close(dev), 0);
+	assert_int_equal(wfile_close(f), 0);
+	assert_int_equal(wfile_close(g), 0);
+	tdir_remove(&d);
+}
+
 /* Whether [off, off + len) of the file holds an unwritten (allocated but
  * never written) extent: 1 yes, 0 no, -1 the file system cannot tell. */
 static int has_unwritten(const char *path, uint64_t off, uint64_t len)
@@ -707,6 +816,8 @@ int main(void)
 		cmocka_unit_test(test_posix_roundtrip),
 		cmocka_unit_test(test_posix_reserved_after_sync),
 		cmocka_unit_test(test_posix_zero_ahead),
+		cmocka_unit_test(test_posix_sync_pair),
+		cmocka_unit_test(test_posix_sync_pair_refused),
 		cmocka_unit_test(test_posix_lock),
 		cmocka_unit_test(test_write_file_atomic),
 		cmocka_unit_test(test_fault_fail_nth),
