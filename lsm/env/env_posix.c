@@ -192,11 +192,15 @@ static void pw_unmap(struct posix_wfile *f)
 	f->map = NULL;
 }
 
-/* Appends through the mapping when all of it lies in the reserved space
- * and nothing is buffered. false: use the buffer and write(2). */
+/* Appends through the mapping when the append is small, all of it lies in
+ * the reserved space, nothing is buffered and the file was not synced
+ * since its last write(2) (see the top of this file). false: use the
+ * buffer and write(2); if the mapping failed midway, for the part that
+ * f->size does not count yet. */
 static bool pw_map_append(struct posix_wfile *f, const uint8_t *p, size_t len)
 {
-	if (f->no_map || f->buf_len || f->size + len > f->reserved)
+	if (!f->reserved || f->no_map || f->synced || f->buf_len ||
+	    len >= POSIX_MAP_MAX || f->size + len > f->reserved)
 		return false;
 	while (len) {
 		uint64_t off = f->size, win = off & ~(POSIX_MAP_WINDOW - 1);
@@ -228,17 +232,14 @@ static int posix_wfile_append(struct env_wfile *wf, const void *data,
 {
 	struct posix_wfile *f = (struct posix_wfile *)wf;
 	const uint8_t *p = data;
+	uint64_t before = f->size;
 	int rc;
 
-	if (f->reserved && !f->no_map && !f->synced && !f->buf_len &&
-	    len < POSIX_MAP_MAX) {
-		uint64_t before = f->size;
-		if (pw_map_append(f, p, len))
-			return 0;
-		/* a part may have gone through the mapping */
-		p += f->size - before;
-		len -= (size_t)(f->size - before);
-	}
+	if (pw_map_append(f, p, len))
+		return 0;
+	/* a part may have gone through the mapping */
+	p += f->size - before;
+	len -= (size_t)(f->size - before);
 
 	if (len <= POSIX_WBUF_CAP - f->buf_len) {
 		if (len)
