@@ -1312,7 +1312,8 @@ static int write_batch(lsm_db *db, struct lsm_batch *b, bool sync)
 				rc = blobw_flush(bsync);
 			if (rc == 0)
 				rc = walw_add(wal, group->rep, group->len);
-			if (rc == 0)
+			/* a sync hands the record to the OS itself */
+			if (rc == 0 && !gsync)
 				rc = walw_flush(wal);
 			if (rc == 0 && gsync) {
 				uint64_t t0 = now_ns();

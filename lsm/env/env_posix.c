@@ -28,7 +28,15 @@
  * unwritten, and the first sync of data in each one must commit the
  * file system's journal to record that it now holds data, which made one
  * sync in 28 of a 140-byte record cost ~150 us instead of ~85 on this
- * machine. Two files that must both be durable (a sync group's blob file
+ * machine. A sync of small appends that are all still in the buffer (a
+ * synced writer's record after its previous sync), into blocks already
+ * written, is a direct one (pw_sync_direct): one pwrite of the pages they
+ * touch through a second descriptor opened O_DIRECT|O_DSYNC, staged with
+ * the synced start of the tail page, which skips the page cache's
+ * write-back (a synced put 87 -> 84 us p50 on this machine). The page
+ * cache then no longer has the tail page; the next flush writes it whole
+ * from the staged copy, so the kernel need not read it back. Two files
+ * that must both be durable (a sync group's blob file
  * and WAL) sync at once (wfile_sync_pair): Linux AIO runs an fdatasync
  * of each in a kernel worker of its own, so one file's write-back and
  * cache flush overlap the other's; without AIO (or on a file that refuses
@@ -42,7 +50,11 @@
  *
  * Invariants:
  *  1. A posix_wfile's buffer holds exactly the appended bytes that were not
- *     yet handed to write(2): size == bytes in the file + buf_len.
+ *     yet handed to write(2) or a direct sync: size == bytes in the file +
+ *     buf_len.
+ *  1a. While dhead is set, no byte at or past the start of the page that
+ *     holds synced_size went through the page cache since a direct sync
+ *     wrote that page, and dbuf starts with its bytes below synced_size.
  *  2. A failed flush keeps the bytes it could not write at the front of
  *     the buffer, so a retry neither loses nor duplicates data.
  *  3. wfile_close() and rfile_close() free their object whatever happens.
@@ -79,6 +91,15 @@
  * of the mapping takes (blob values). */
 #define POSIX_MAP_MAX ((size_t)4096)
 
+#define POSIX_BLOCK ((uint64_t)4096) /* the file system's block size */
+#define POSIX_ROUND_UP(x) (((x) + POSIX_BLOCK - 1) & ~(POSIX_BLOCK - 1))
+
+/* Direct syncs: the largest span of appends they write, and the staging
+ * buffer (the synced part of the tail page, a flush's worth of appends,
+ * zeros to the end of the last page). */
+#define POSIX_DIRECT_MAX ((uint64_t)16 << 10)
+#define POSIX_STAGE_CAP ((size_t)(POSIX_WBUF_CAP + 2 * POSIX_BLOCK))
+
 struct posix_wfile {
 	struct env_file_base base;
 	int fd;
@@ -94,7 +115,11 @@ struct posix_wfile {
 	uint64_t zeroed; /* reserved bytes below this are written */
 	uint64_t synced_size; /* size at the last sync */
 	aio_context_t aio;    /* for wfile_sync_pair; 0: not set up yet */
-	bool no_aio; /* AIO failed once: plain fdatasync from then on */
+	bool no_aio;    /* AIO failed once: plain fdatasync from then on */
+	int dfd;        /* O_DIRECT|O_DSYNC descriptor of the file, -1: none */
+	bool no_direct; /* a direct sync failed once: fdatasync from then on */
+	bool dhead;     /* see pw_stage */
+	uint8_t *dbuf;  /* page-aligned, POSIX_STAGE_CAP bytes, or NULL */
 };
 
 struct posix_rfile {
@@ -141,13 +166,31 @@ static int write_all(int fd, const uint8_t *buf, size_t len, uint64_t off,
 	return 0;
 }
 
+static size_t pw_stage(struct posix_wfile *f);
+
 static int pw_flush_buf(struct posix_wfile *f)
 {
-	size_t done = 0;
+	const uint8_t *src = f->buf;
+	uint64_t off = f->size - f->buf_len;
+	size_t len = f->buf_len, skip = 0, done = 0;
 	int rc;
 	if (f->buf_len == 0)
 		return 0;
-	rc = write_all(f->fd, f->buf, f->buf_len, f->size - f->buf_len, &done);
+	if (f->dhead && off == f->synced_size &&
+	    POSIX_ROUND_UP(f->size) <= f->reserved) {
+		/* The tail page left the page cache with a direct sync:
+		 * write it whole, from its copy, so that the kernel need
+		 * not read it back from the disk first. */
+		skip = (size_t)(off & (POSIX_BLOCK - 1));
+		len = pw_stage(f);
+		src = f->dbuf;
+		off -= skip;
+	}
+	f->dhead = false;
+	rc = write_all(f->fd, src, len, off, &done);
+	done = done > skip ? done - skip : 0;
+	if (done > f->buf_len)
+		done = f->buf_len; /* the zeros past the end */
 	if (done > 0 && done < f->buf_len)
 		memmove(f->buf, f->buf + done, f->buf_len - done);
 	f->buf_len -= done;
@@ -172,6 +215,7 @@ static int posix_new_wfile(lsm_env *env, const char *path,
 		free(f);
 		return lsm_err(-ENOMEM, "open %s: out of memory", path);
 	}
+	f->dfd = -1;
 	/* read-write: a reserved file is written through a mapping */
 	f->fd = open(path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0644);
 	if (f->fd < 0) {
@@ -258,6 +302,7 @@ static int posix_wfile_append(struct env_wfile *wf, const void *data,
 		return 0;
 	}
 	size_t done = 0;
+	f->dhead = false;
 	rc = write_all(f->fd, p, len, f->size, &done);
 	if (rc < 0) {
 		/* The file now holds a partial append: the handle is no
@@ -278,7 +323,6 @@ static int posix_wfile_flush(struct env_wfile *wf)
  * syncs that zeroes ahead (larger ones write many blocks per sync anyway,
  * so their block conversions share one journal commit). */
 #define POSIX_ZERO_AHEAD ((uint64_t)64 << 10)
-#define POSIX_BLOCK ((uint64_t)4096) /* the file system's block size */
 #define POSIX_ZERO_SMALL ((uint64_t)16 << 10)
 
 /* Before syncing small appends into reserved space: once the block after
@@ -292,7 +336,7 @@ static void pw_zero_ahead(struct posix_wfile *f)
 	/* Never written; not const, so it sits in .bss instead of adding
 	 * 64 KiB of zeros to the library. */
 	static uint8_t zeros[POSIX_ZERO_AHEAD];
-	uint64_t from = (f->size + POSIX_BLOCK - 1) & ~(POSIX_BLOCK - 1), to;
+	uint64_t from = POSIX_ROUND_UP(f->size), to;
 	if (!f->reserved || f->size - f->synced_size > POSIX_ZERO_SMALL ||
 	    from + POSIX_BLOCK <= f->zeroed)
 		return;
@@ -331,10 +375,94 @@ static int pw_sync_end(struct posix_wfile *f, int err)
 	return 0;
 }
 
+/* Copies into f->dbuf the file's bytes from the start of the page that
+ * holds f->synced_size, then the buffer (which must start there), then
+ * zeros to the end of its last page; returns that length. While f->dhead
+ * is set, the first part is already in f->dbuf (a direct sync left it
+ * there, and the page cache no longer has it); otherwise it is read from
+ * the file: 0 if that fails. */
+static size_t pw_stage(struct posix_wfile *f)
+{
+	size_t head = (size_t)(f->synced_size & (POSIX_BLOCK - 1));
+	size_t len =
+		(size_t)(POSIX_ROUND_UP(f->size) - (f->synced_size - head));
+	if (!f->dhead && head &&
+	    pread(f->fd, f->dbuf, head, (off_t)(f->synced_size - head)) !=
+		    (ssize_t)head)
+		return 0;
+	memcpy(f->dbuf + head, f->buf, f->buf_len);
+	memset(f->dbuf + head + f->buf_len, 0, len - head - f->buf_len);
+	return len;
+}
+
+/* Opens the O_DIRECT|O_DSYNC descriptor (through /proc, so the file's
+ * name does not matter: it may have been renamed) and the staging buffer;
+ * false if the file system refuses O_DIRECT, there is no /proc, or what
+ * it opened is not this file. */
+static bool pw_direct_open(struct posix_wfile *f)
+{
+	struct stat a, b;
+	char name[40];
+	void *p;
+	snprintf(name, sizeof(name), "/proc/self/fd/%d", f->fd);
+	f->dfd = open(name, O_WRONLY | O_DIRECT | O_DSYNC | O_CLOEXEC);
+	if (f->dfd < 0 || fstat(f->fd, &a) < 0 || fstat(f->dfd, &b) < 0 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino ||
+	    posix_memalign(&p, POSIX_BLOCK, POSIX_STAGE_CAP) != 0)
+		return false;
+	f->dbuf = p;
+	return true;
+}
+
+/* A sync of small appends that are all still in the buffer, into blocks
+ * already written (pw_zero_ahead): one pwrite of the pages they touch
+ * through the O_DIRECT|O_DSYNC descriptor, which skips the page cache's
+ * write-back (80 us per sync against 90 for write(2) + fdatasync on this
+ * machine's disk). true: done. false: nothing was done that the plain
+ * sync would not redo, which then follows; a failed direct write also
+ * turns direct syncs off for the file (the plain one reports errors). */
+static bool pw_sync_direct(struct posix_wfile *f)
+{
+	uint64_t from = f->synced_size & ~(POSIX_BLOCK - 1), last;
+	size_t len;
+	ssize_t n;
+
+	if (f->no_direct || !f->buf_len || f->buf_len > POSIX_DIRECT_MAX ||
+	    f->size - f->buf_len != f->synced_size ||
+	    POSIX_ROUND_UP(f->size) + POSIX_BLOCK > f->zeroed ||
+	    POSIX_ROUND_UP(f->size) > f->reserved)
+		return false;
+	if (!f->dbuf && (f->dfd >= 0 || !pw_direct_open(f))) {
+		f->no_direct = true;
+		return false;
+	}
+	len = pw_stage(f);
+	if (!len)
+		return false;
+	do
+		n = pwrite(f->dfd, f->dbuf, len, (off_t)from);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)len) {
+		f->no_direct = true;
+		f->dhead = false; /* the page cache may hold the page again */
+		return false;
+	}
+	/* keep the new tail page's synced part at the front of dbuf */
+	last = f->size & ~(POSIX_BLOCK - 1);
+	memmove(f->dbuf, f->dbuf + (last - from), (size_t)(f->size - last));
+	f->buf_len = 0;
+	f->dhead = true;
+	pw_sync_end(f, 0);
+	return true;
+}
+
 static int posix_wfile_sync(struct env_wfile *wf)
 {
 	struct posix_wfile *f = (struct posix_wfile *)wf;
-	int rc = pw_sync_begin(f);
+	int rc;
+	if (pw_sync_direct(f))
+		return 0;
+	rc = pw_sync_begin(f);
 	if (rc < 0)
 		return rc;
 	return pw_sync_end(f, fdatasync(f->fd) < 0 ? errno : 0);
@@ -449,6 +577,9 @@ static int posix_wfile_close(struct env_wfile *wf)
 	pw_unmap(f);
 	if (f->aio)
 		syscall(SYS_io_destroy, f->aio);
+	if (f->dfd >= 0)
+		close(f->dfd);
+	free(f->dbuf);
 	if (close(f->fd) < 0 && rc == 0)
 		rc = sys_err(errno, "close", f->path);
 	free(f->buf);

@@ -14,9 +14,12 @@
 #include <ftw.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -466,6 +469,200 @@ static void test_posix_zero_ahead(void **state)
 	free(got);
 }
 
+/* The file's bytes as the disk has them (O_DIRECT, past the page cache):
+ * [0, n) must be want[0..n), and if `zeros` the rest of the last page
+ * zeros. */
+static void check_disk(const char *path, const uint8_t *want, size_t n,
+		       bool zeros)
+{
+	size_t len = (n + 4095) & ~(size_t)4095;
+	void *p;
+	int fd = open(path, O_RDONLY | O_DIRECT);
+	if (fd < 0 && errno == EINVAL) /* tmpfs: the page cache is all */
+		fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(posix_memalign(&p, 4096, len + 4096), 0);
+	assert_int_equal(pread(fd, p, len, 0), (ssize_t)len);
+	close(fd);
+	assert_memory_equal(p, want, n);
+	for (size_t i = n; zeros && i < len; i++)
+		if (((uint8_t *)p)[i] != 0)
+			fail_msg("byte %zu past the data is %u", i,
+				 ((uint8_t *)p)[i]);
+	free(p);
+}
+
+/* Whether the page cache holds the file's page at off. */
+static bool page_cached(const char *path, uint64_t off)
+{
+	int fd = open(path, O_RDWR);
+	unsigned char v = 0;
+	void *m;
+	assert_true(fd >= 0);
+	m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd,
+		 (off_t)(off & ~(uint64_t)4095));
+	assert_true(m != MAP_FAILED);
+	assert_int_equal(mincore(m, 4096, &v), 0);
+	munmap(m, 4096);
+	close(fd);
+	return v & 1;
+}
+
+/* Runs of small synced appends sync with direct writes of the pages they
+ * touch (the page cache then no longer holds the tail page), between
+ * bursts of unsynced appends and flushes that go through the page cache
+ * (and the mapping) as before, and syncs of what those left. After every
+ * sync the disk itself holds exactly the bytes appended, zeros after
+ * them; the file read the ordinary way agrees. With `moved_to`, the file
+ * is renamed there once open and another takes its name: direct syncs
+ * still write the renamed file, and never the other. */
+static void direct_sync_runs(const char *path, const char *moved_to)
+{
+	static const char other[] = "another file";
+	const char *name = path;
+	lsm_env *env = env_posix();
+	struct env_wfile *w;
+	enum { TOTAL = 3 << 20, RESERVE = 4 << 20 };
+	uint8_t *data = malloc(TOTAL);
+	size_t off = 0;
+	uint32_t rnd = 17;
+	int syncs = 0, uncached = 0;
+
+	fill(data, TOTAL, 21);
+	assert_int_equal(env_new_wfile(env, path, &w), 0);
+	assert_int_equal(wfile_reserve(w, RESERVE), 0);
+	if (moved_to) {
+		assert_int_equal(rename(name, moved_to), 0);
+		write_file(env, name, (const uint8_t *)other, sizeof(other),
+			   false);
+		path = moved_to;
+	}
+	while (off < TOTAL - (256 << 10)) {
+		rnd = rnd * 1103515245u + 12345u;
+		int run = 1 + (int)((rnd >> 8) % 60);
+		/* synced records, one to three appends each */
+		for (int i = 0; i < run; i++) {
+			int parts = 1 + (int)((rnd >> 3) % 3);
+			for (int j = 0; j < parts; j++) {
+				rnd = rnd * 1103515245u + 12345u;
+				size_t n = 1 + (rnd >> 8) % 700;
+				if ((rnd >> 4) % 50 == 0)
+					n = 4096 + (rnd >> 8) % 6000;
+				assert_int_equal(wfile_append(w, data + off, n),
+						 0);
+				off += n;
+			}
+			assert_int_equal(wfile_sync(w), 0);
+			syncs++;
+			if (i > 0 && !page_cached(path, off - 1))
+				uncached++;
+			if (syncs % 7 == 0)
+				check_disk(path, data, off, true);
+		}
+		check_disk(path, data, off, true);
+		check_prefix(path, data, off);
+		/* then unsynced appends, flushed now and then */
+		size_t burst = (rnd >> 6) % (100 << 10);
+		for (size_t end = off + burst; off < end;) {
+			rnd = rnd * 1103515245u + 12345u;
+			size_t n = 1 + (rnd >> 8) % 300;
+			assert_int_equal(wfile_append(w, data + off, n), 0);
+			off += n;
+			if ((rnd >> 4) % 16 == 0)
+				assert_int_equal(wfile_flush(w), 0);
+		}
+		assert_int_equal(wfile_flush(w), 0);
+		check_prefix(path, data, off);
+	}
+	assert_true(syncs > 500);
+	/* Most syncs in a run were direct; those that also zero the blocks
+	 * ahead (one per 64 KiB) go through the page cache. */
+	assert_true(uncached > syncs / 2);
+	assert_int_equal(wfile_sync(w), 0);
+	check_disk(path, data, off, true);
+	assert_int_equal(wfile_trim(w), 0);
+	assert_int_equal(wfile_close(w), 0);
+	assert_int_equal(real_size(path), off);
+	check_prefix(path, data, off);
+	if (moved_to) {
+		assert_int_equal(real_size(name), sizeof(other));
+		check_prefix(name, (const uint8_t *)other, sizeof(other));
+	}
+	free(data);
+}
+
+static void test_posix_direct_sync(void **state)
+{
+	struct tdir d;
+	int fd;
+
+	tdir_make(&d);
+	fd = open(pj(&d, "w"), O_CREAT | O_RDWR | O_DIRECT, 0644);
+	if (fd < 0 || fallocate(fd, 0, 0, 4096) < 0) {
+		print_message("no O_DIRECT or fallocate in /tmp: skipped\n");
+	} else {
+		direct_sync_runs(pj(&d, "w"), NULL);
+	}
+	if (fd >= 0)
+		close(fd);
+	tdir_remove(&d);
+}
+
+static void test_posix_direct_renamed(void **state)
+{
+	struct tdir d;
+	tdir_make(&d);
+	direct_sync_runs(pj(&d, "w"), pj(&d, "moved"));
+	tdir_remove(&d);
+}
+
+/* A direct sync that the kernel cuts short (here: the process's file
+ * size limit, `ulimit -f`) falls back to the plain sync, which reports
+ * the error; what earlier syncs made durable stays on the disk. */
+static void test_posix_direct_sync_fails(void **state)
+{
+	lsm_env *env = env_posix();
+	struct tdir d;
+	struct env_wfile *w;
+	struct rlimit old, lim;
+	uint8_t rec[100];
+	size_t synced = 0;
+	int rc = 0;
+
+	tdir_make(&d);
+	fill(rec, sizeof(rec), 9);
+	assert_int_equal(env_new_wfile(env, pj(&d, "w"), &w), 0);
+	if (reserve_or_skip(w, 2 << 20, &d))
+		return;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 1 << 20;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	for (int i = 0; i < 20000 && rc == 0; i++) {
+		assert_int_equal(wfile_append(w, rec, sizeof(rec)), 0);
+		rc = wfile_sync(w);
+		if (rc == 0)
+			synced += sizeof(rec);
+	}
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(rc, -EFBIG);
+	assert_non_null(strstr(lsm_errdetail(), "File too large"));
+	assert_int_equal(synced, 10485 * sizeof(rec)); /* below 1 MiB */
+	{
+		uint8_t *want = malloc(synced);
+		for (size_t i = 0; i < synced; i += sizeof(rec))
+			memcpy(want + i, rec, sizeof(rec));
+		/* past it, the failed sync may have left part of its
+		 * record: recovery stops at its checksum */
+		check_disk(pj(&d, "w"), want, synced, false);
+		free(want);
+	}
+	wfile_close(w);
+	tdir_remove(&d);
+}
+
 static void test_posix_lock(void **state)
 {
 	lsm_env *env = env_posix();
@@ -818,6 +1015,9 @@ int main(void)
 		cmocka_unit_test(test_posix_zero_ahead),
 		cmocka_unit_test(test_posix_sync_pair),
 		cmocka_unit_test(test_posix_sync_pair_refused),
+		cmocka_unit_test(test_posix_direct_sync),
+		cmocka_unit_test(test_posix_direct_renamed),
+		cmocka_unit_test(test_posix_direct_sync_fails),
 		cmocka_unit_test(test_posix_lock),
 		cmocka_unit_test(test_write_file_atomic),
 		cmocka_unit_test(test_fault_fail_nth),
