@@ -1312,7 +1312,9 @@ static int write_batch(lsm_db *db, struct lsm_batch *b, bool sync)
 				rc = blobw_flush(bsync);
 			if (rc == 0)
 				rc = walw_add(wal, group->rep, group->len);
-			/* a sync hands the record to the OS itself */
+			/* A sync group's record stays in the WAL's buffer:
+			 * the sync then writes it to the disk directly
+			 * (env_posix.c, direct syncs) or flushes it first. */
 			if (rc == 0 && !gsync)
 				rc = walw_flush(wal);
 			if (rc == 0 && gsync) {

@@ -52,9 +52,10 @@
  *  1. A posix_wfile's buffer holds exactly the appended bytes that were not
  *     yet handed to write(2) or a direct sync: size == bytes in the file +
  *     buf_len.
- *  1a. While dhead is set, no byte at or past the start of the page that
- *     holds synced_size went through the page cache since a direct sync
- *     wrote that page, and dbuf starts with its bytes below synced_size.
+ *  1a. While dhead_at == synced_size, dbuf starts with the file's bytes
+ *     from the start of the page that holds synced_size up to it (a direct
+ *     sync left them there). Bytes below synced_size never change, so the
+ *     copy stays true until a later sync moves synced_size.
  *  2. A failed flush keeps the bytes it could not write at the front of
  *     the buffer, so a retry neither loses nor duplicates data.
  *  3. wfile_close() and rfile_close() free their object whatever happens.
@@ -91,7 +92,10 @@
  * of the mapping takes (blob values). */
 #define POSIX_MAP_MAX ((size_t)4096)
 
-#define POSIX_BLOCK ((uint64_t)4096) /* the file system's block size */
+/* The unit of zeroing ahead and of direct writes: the page size, which is
+ * also ext4's and xfs's usual block size and a multiple of any disk's
+ * logical block (O_DIRECT's alignment). */
+#define POSIX_BLOCK ((uint64_t)4096)
 #define POSIX_ROUND_UP(x) (((x) + POSIX_BLOCK - 1) & ~(POSIX_BLOCK - 1))
 
 /* Direct syncs: the largest span of appends they write, and the staging
@@ -118,8 +122,8 @@ struct posix_wfile {
 	bool no_aio;    /* AIO failed once: plain fdatasync from then on */
 	int dfd;        /* O_DIRECT|O_DSYNC descriptor of the file, -1: none */
 	bool no_direct; /* a direct sync failed once: fdatasync from then on */
-	bool dhead;     /* see pw_stage */
-	uint8_t *dbuf;  /* page-aligned, POSIX_STAGE_CAP bytes, or NULL */
+	uint64_t dhead_at; /* see invariant 1a; UINT64_MAX: none */
+	uint8_t *dbuf;     /* page-aligned, POSIX_STAGE_CAP bytes, or NULL */
 };
 
 struct posix_rfile {
@@ -176,7 +180,7 @@ static int pw_flush_buf(struct posix_wfile *f)
 	int rc;
 	if (f->buf_len == 0)
 		return 0;
-	if (f->dhead && off == f->synced_size &&
+	if (f->dhead_at == f->synced_size && off == f->synced_size &&
 	    POSIX_ROUND_UP(f->size) <= f->reserved) {
 		/* The tail page left the page cache with a direct sync:
 		 * write it whole, from its copy, so that the kernel need
@@ -186,7 +190,6 @@ static int pw_flush_buf(struct posix_wfile *f)
 		src = f->dbuf;
 		off -= skip;
 	}
-	f->dhead = false;
 	rc = write_all(f->fd, src, len, off, &done);
 	done = done > skip ? done - skip : 0;
 	if (done > f->buf_len)
@@ -216,6 +219,7 @@ static int posix_new_wfile(lsm_env *env, const char *path,
 		return lsm_err(-ENOMEM, "open %s: out of memory", path);
 	}
 	f->dfd = -1;
+	f->dhead_at = UINT64_MAX;
 	/* read-write: a reserved file is written through a mapping */
 	f->fd = open(path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0644);
 	if (f->fd < 0) {
@@ -302,7 +306,6 @@ static int posix_wfile_append(struct env_wfile *wf, const void *data,
 		return 0;
 	}
 	size_t done = 0;
-	f->dhead = false;
 	rc = write_all(f->fd, p, len, f->size, &done);
 	if (rc < 0) {
 		/* The file now holds a partial append: the handle is no
@@ -377,16 +380,15 @@ static int pw_sync_end(struct posix_wfile *f, int err)
 
 /* Copies into f->dbuf the file's bytes from the start of the page that
  * holds f->synced_size, then the buffer (which must start there), then
- * zeros to the end of its last page; returns that length. While f->dhead
- * is set, the first part is already in f->dbuf (a direct sync left it
- * there, and the page cache no longer has it); otherwise it is read from
- * the file: 0 if that fails. */
+ * zeros to the end of its last page; returns that length. The first part
+ * is already in f->dbuf after a direct sync (invariant 1a); otherwise it is
+ * read from the file: 0 if that fails. */
 static size_t pw_stage(struct posix_wfile *f)
 {
 	size_t head = (size_t)(f->synced_size & (POSIX_BLOCK - 1));
 	size_t len =
 		(size_t)(POSIX_ROUND_UP(f->size) - (f->synced_size - head));
-	if (!f->dhead && head &&
+	if (f->dhead_at != f->synced_size && head &&
 	    pread(f->fd, f->dbuf, head, (off_t)(f->synced_size - head)) !=
 		    (ssize_t)head)
 		return 0;
@@ -406,21 +408,28 @@ static bool pw_direct_open(struct posix_wfile *f)
 	void *p;
 	snprintf(name, sizeof(name), "/proc/self/fd/%d", f->fd);
 	f->dfd = open(name, O_WRONLY | O_DIRECT | O_DSYNC | O_CLOEXEC);
-	if (f->dfd < 0 || fstat(f->fd, &a) < 0 || fstat(f->dfd, &b) < 0 ||
+	if (f->dfd < 0)
+		return false;
+	if (fstat(f->fd, &a) < 0 || fstat(f->dfd, &b) < 0 ||
 	    a.st_dev != b.st_dev || a.st_ino != b.st_ino ||
 	    posix_memalign(&p, POSIX_BLOCK, POSIX_STAGE_CAP) != 0)
-		return false;
+		goto out_close;
 	f->dbuf = p;
 	return true;
+out_close:
+	close(f->dfd);
+	f->dfd = -1;
+	return false;
 }
 
 /* A sync of small appends that are all still in the buffer, into blocks
- * already written (pw_zero_ahead): one pwrite of the pages they touch
- * through the O_DIRECT|O_DSYNC descriptor, which skips the page cache's
- * write-back (80 us per sync against 90 for write(2) + fdatasync on this
- * machine's disk). true: done. false: nothing was done that the plain
- * sync would not redo, which then follows; a failed direct write also
- * turns direct syncs off for the file (the plain one reports errors). */
+ * already written (pw_zero_ahead; if zeroing failed, the O_DSYNC write
+ * commits the blocks' conversion itself): one pwrite of the pages they
+ * touch through the O_DIRECT|O_DSYNC descriptor, which skips the page
+ * cache's write-back (see the top of this file). true: done. false: nothing was
+ * done that the plain sync would not redo, which then follows; a failed direct
+ * write also turns direct syncs off for the file (the plain one reports
+ * errors). */
 static bool pw_sync_direct(struct posix_wfile *f)
 {
 	uint64_t from = f->synced_size & ~(POSIX_BLOCK - 1), last;
@@ -432,7 +441,7 @@ static bool pw_sync_direct(struct posix_wfile *f)
 	    POSIX_ROUND_UP(f->size) + POSIX_BLOCK > f->zeroed ||
 	    POSIX_ROUND_UP(f->size) > f->reserved)
 		return false;
-	if (!f->dbuf && (f->dfd >= 0 || !pw_direct_open(f))) {
+	if (!f->dbuf && !pw_direct_open(f)) {
 		f->no_direct = true;
 		return false;
 	}
@@ -444,15 +453,14 @@ static bool pw_sync_direct(struct posix_wfile *f)
 	while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)len) {
 		f->no_direct = true;
-		f->dhead = false; /* the page cache may hold the page again */
 		return false;
 	}
 	/* keep the new tail page's synced part at the front of dbuf */
 	last = f->size & ~(POSIX_BLOCK - 1);
 	memmove(f->dbuf, f->dbuf + (last - from), (size_t)(f->size - last));
 	f->buf_len = 0;
-	f->dhead = true;
-	pw_sync_end(f, 0);
+	(void)pw_sync_end(f, 0); /* cannot fail without an errno */
+	f->dhead_at = f->synced_size;
 	return true;
 }
 
