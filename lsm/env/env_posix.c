@@ -426,10 +426,10 @@ out_close:
  * already written (pw_zero_ahead; if zeroing failed, the O_DSYNC write
  * commits the blocks' conversion itself): one pwrite of the pages they
  * touch through the O_DIRECT|O_DSYNC descriptor, which skips the page
- * cache's write-back (see the top of this file). true: done. false: nothing was
- * done that the plain sync would not redo, which then follows; a failed direct
- * write also turns direct syncs off for the file (the plain one reports
- * errors). */
+ * cache's write-back (see the top of this file). true: done. false:
+ * nothing was done that the plain sync would not redo, which then
+ * follows; a failed direct write also turns direct syncs off for the file
+ * (the plain sync reports the errors). */
 static bool pw_sync_direct(struct posix_wfile *f)
 {
 	uint64_t from = f->synced_size & ~(POSIX_BLOCK - 1), last;
