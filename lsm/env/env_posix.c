@@ -433,8 +433,7 @@ out_close:
 static bool pw_sync_direct(struct posix_wfile *f)
 {
 	uint64_t from = f->synced_size & ~(POSIX_BLOCK - 1), last;
-	size_t len;
-	ssize_t n;
+	size_t len, done;
 
 	if (f->no_direct || !f->buf_len || f->buf_len > POSIX_DIRECT_MAX ||
 	    f->size - f->buf_len != f->synced_size ||
@@ -448,10 +447,7 @@ static bool pw_sync_direct(struct posix_wfile *f)
 	len = pw_stage(f);
 	if (!len)
 		return false;
-	do
-		n = pwrite(f->dfd, f->dbuf, len, (off_t)from);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)len) {
+	if (write_all(f->dfd, f->dbuf, len, from, &done) < 0) {
 		f->no_direct = true;
 		return false;
 	}

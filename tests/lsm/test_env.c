@@ -684,6 +684,25 @@ static void test_posix_direct_after_large(void **state)
 	free(data);
 }
 
+/* Sets the process's file size limit (`ulimit -f`) to `limit` bytes,
+ * with SIGXFSZ ignored so that a write past it fails with EFBIG; *old
+ * gets what fsize_restore() puts back. */
+static void fsize_limit(rlim_t limit, struct rlimit *old)
+{
+	struct rlimit lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, old), 0);
+	lim = *old;
+	lim.rlim_cur = limit;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+}
+
+static void fsize_restore(const struct rlimit *old)
+{
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+}
+
 /* A flush after a direct sync writes the tail page whole from its staged
  * copy; when the kernel cuts that write short (the file size limit), the
  * bytes it did not take stay buffered, exactly once, and a later sync
@@ -693,7 +712,7 @@ static void test_posix_direct_flush_cut(void **state)
 	lsm_env *env = env_posix();
 	struct tdir d;
 	struct env_wfile *w;
-	struct rlimit old, lim;
+	struct rlimit old;
 	enum { LIMIT = 1 << 20, TOTAL = LIMIT + (64 << 10) };
 	uint8_t *data = malloc(TOTAL);
 	size_t off;
@@ -706,16 +725,11 @@ static void test_posix_direct_flush_cut(void **state)
 		return;
 	}
 	off = synced_records(w, data, 0, LIMIT - 3000);
-	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-	lim = old;
-	lim.rlim_cur = LIMIT;
-	signal(SIGXFSZ, SIG_IGN);
-	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	fsize_limit(LIMIT, &old);
 	assert_int_equal(wfile_append(w, data + off, 9000), 0);
 	off += 9000;
 	assert_int_equal(wfile_flush(w), -EFBIG);
-	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-	signal(SIGXFSZ, SIG_DFL);
+	fsize_restore(&old);
 	assert_int_equal(wfile_sync(w), 0);
 	off = synced_records(w, data, off, off + 1000);
 	check_disk(pj(&d, "w"), data, off, true);
@@ -732,7 +746,7 @@ static void test_posix_direct_sync_fails(void **state)
 	lsm_env *env = env_posix();
 	struct tdir d;
 	struct env_wfile *w;
-	struct rlimit old, lim;
+	struct rlimit old;
 	uint8_t rec[100];
 	size_t synced = 0;
 	int rc = 0;
@@ -742,19 +756,14 @@ static void test_posix_direct_sync_fails(void **state)
 	assert_int_equal(env_new_wfile(env, pj(&d, "w"), &w), 0);
 	if (reserve_or_skip(w, 2 << 20, &d))
 		return;
-	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-	lim = old;
-	lim.rlim_cur = 1 << 20;
-	signal(SIGXFSZ, SIG_IGN);
-	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	fsize_limit(1 << 20, &old);
 	for (int i = 0; i < 20000 && rc == 0; i++) {
 		assert_int_equal(wfile_append(w, rec, sizeof(rec)), 0);
 		rc = wfile_sync(w);
 		if (rc == 0)
 			synced += sizeof(rec);
 	}
-	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-	signal(SIGXFSZ, SIG_DFL);
+	fsize_restore(&old);
 	assert_int_equal(rc, -EFBIG);
 	assert_non_null(strstr(lsm_errdetail(), "File too large"));
 	assert_int_equal(synced, 10485 * sizeof(rec)); /* below 1 MiB */
